@@ -1,0 +1,94 @@
+#include "core/run_config.h"
+
+#include "core/error.h"
+#include "core/text.h"
+
+namespace detkit {
+
+void AugmentConfig::visit(ConfigVisitor& v) {
+  v.field("hsv_h", hsv_h, "hue jitter, fraction of the hue circle", {0, 0.5});
+  v.field("hsv_s", hsv_s, "saturation jitter, fraction", {0, 1});
+  v.field("hsv_v", hsv_v, "value (brightness) jitter, fraction", {0, 1});
+  v.field("degrees", degrees, "random rotation range, +/- degrees", {0, 180});
+  v.field("translate", translate, "random translation, fraction of the image size", {0, 0.9});
+  v.field("scale", scale, "random scale gain, +/- fraction", {0, 0.95});
+  v.field("shear", shear, "random shear, +/- degrees", {0, 45});
+  v.field("flipud", flipud, "probability of a vertical flip", {0, 1});
+  v.field("fliplr", fliplr, "probability of a horizontal flip", {0, 1});
+  v.field("mosaic", mosaic, "probability of a 4-image mosaic", {0, 1});
+  v.field("mixup", mixup, "probability of mixup", {0, 1});
+  v.field("close_mosaic", close_mosaic, "switch mosaic off for the last N epochs", {0, {}});
+  v.field("min_visible", min_visible, "drop a box when less than this fraction of it stays visible", {0, 1});
+  v.field("min_box_px", min_box_px, "drop a box smaller than this many pixels on a side", {0, {}});
+}
+
+void RunConfig::visit(ConfigVisitor& v) {
+  v.field("version", version, "config schema version", {1, kRunConfigVersion});
+  v.field("data", data, "dataset: a COCO JSON, a YOLO data.yaml or a VOC directory");
+  v.field("data_format", data_format, "dataset layout", {"auto", "coco", "yolo", "voc"});
+  v.field("model", model, "model family and scale", {"yolo-n", "yolo-s", "yolo-m"});
+  v.field("imgsz", imgsz, "training and evaluation image size in pixels (multiple of 32)", {32, 8192});
+  v.field("epochs", epochs, "training epochs", {1, 100000});
+  v.field("batch", batch, "images per optimizer micro-batch", {1, 4096});
+  v.field("nominal_batch", nominal_batch, "effective batch reached by gradient accumulation", {1, 65536});
+  v.field("workers", workers, "data-loader threads (0: one per core)", {0, 256});
+  v.field("device", device, "cpu, cuda, cuda:N or auto");
+  v.field("threads", threads, "intra-op CPU threads (0: one per core)", {0, 1024});
+  v.field("seed", seed, "seed for every random number generator", {0, {}});
+  v.field("amp", amp, "mixed precision on CUDA (bf16 where supported, else fp16)");
+  v.field("optimizer", optimizer, "optimizer", {"sgd", "adamw"});
+  v.field("lr0", lr0, "initial learning rate", {0, 10});
+  v.field("lrf", lrf, "final learning rate as a fraction of lr0", {0, 1});
+  v.field("momentum", momentum, "SGD momentum / Adam beta1", {0, 1});
+  v.field("weight_decay", weight_decay, "weight decay (not applied to norms and biases)", {0, 1});
+  v.field("warmup_epochs", warmup_epochs, "linear warmup length in epochs", {0, 1000});
+  v.field("schedule", schedule, "learning-rate decay after warmup", {"cosine", "linear"});
+  v.field("ema", ema, "keep an exponential moving average of the weights");
+  v.field("ema_decay", ema_decay, "EMA decay", {0, 1});
+  v.field("grad_clip", grad_clip, "clip the gradient norm to this (0: off)", {0, {}});
+  v.field("eval_interval", eval_interval, "evaluate every N epochs", {1, {}});
+  v.field("patience", patience, "stop after N evaluations without improvement (0: never)", {0, {}});
+  v.field("cache", cache, "keep decoded images in RAM", {"none", "ram"});
+  v.field("project", project, "directory that holds run directories");
+  v.field("name", name, "run directory name inside project");
+  v.section("augment", "data augmentation", augment);
+}
+
+namespace {
+// Checks that involve more than one key, or a constraint a range cannot express.
+void validate(const RunConfig& c) {
+  if (c.imgsz % 32 != 0)
+    throw ConfigError({cat("config key 'imgsz' must be a multiple of 32 (the largest model stride); got ", c.imgsz), "",
+                       cat("use imgsz=", (c.imgsz + 31) / 32 * 32)});
+  if (c.nominal_batch < c.batch)
+    throw ConfigError({cat("config key 'nominal_batch' (", c.nominal_batch, ") is smaller than 'batch' (", c.batch, ")"),
+                       "gradient accumulation can only grow the effective batch",
+                       cat("set nominal_batch to at least ", c.batch)});
+  const bool device_ok = c.device == "auto" || c.device == "cpu" || c.device == "cuda" ||
+                         (starts_with(c.device, "cuda:") && parse_int(c.device.substr(5)).value_or(-1) >= 0);
+  if (!device_ok)
+    throw ConfigError({cat("config key 'device' must be cpu, cuda, cuda:N or auto; got '", c.device, "'"), "",
+                       "use device=cuda:0 for the first GPU or device=cpu"});
+  if (c.name.empty() || c.name.find('/') != std::string::npos)
+    throw ConfigError({cat("config key 'name' must be a single directory name; got '", c.name, "'"), "",
+                       "put parent directories in 'project' instead"});
+}
+}  // namespace
+
+RunConfig resolve_run_config(const std::string& config_file, const std::vector<std::string>& overrides) {
+  RunConfig config;
+  const ConfigRoot root = config_root(config);
+  if (!config_file.empty()) apply_config_file(root, config_file);
+  apply_config_overrides(root, overrides);
+  validate(config);
+  return config;
+}
+
+fs::path write_resolved_config(const fs::path& run_dir, RunConfig config) {
+  const fs::path path = run_dir / "config.yaml";
+  write_file_atomic(path, "# resolved detkit run configuration (defaults < config file < overrides)\n" +
+                              config_to_yaml(config_root(config)));
+  return path;
+}
+
+}  // namespace detkit

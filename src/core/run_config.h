@@ -1,0 +1,75 @@
+// The configuration of a training run: every knob with its default, range and a one-line meaning.
+// Loaded from YAML plus key=value overrides (core/config.h); written, resolved, into each run directory.
+// Torch-free, so `detkit config` and the docs work without LibTorch.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+
+namespace detkit {
+
+constexpr int64_t kRunConfigVersion = 1;
+
+struct AugmentConfig {
+  double hsv_h = 0.015;       // hue jitter, fraction of the hue circle
+  double hsv_s = 0.7;         // saturation jitter, fraction
+  double hsv_v = 0.4;         // value (brightness) jitter, fraction
+  double degrees = 0.0;       // random rotation range, +/- degrees
+  double translate = 0.1;     // random translation, fraction of the image size
+  double scale = 0.5;         // random scale gain, +/- fraction
+  double shear = 0.0;         // random shear, +/- degrees
+  double flipud = 0.0;        // probability of a vertical flip
+  double fliplr = 0.5;        // probability of a horizontal flip
+  double mosaic = 1.0;        // probability of a 4-image mosaic
+  double mixup = 0.0;         // probability of mixup
+  int64_t close_mosaic = 10;  // switch mosaic off for the last N epochs
+  double min_visible = 0.2;   // drop an augmented box when less than this fraction of it stays visible
+  double min_box_px = 2.0;    // drop an augmented box smaller than this many pixels on a side
+
+  void visit(ConfigVisitor& v);
+};
+
+struct RunConfig {
+  int64_t version = kRunConfigVersion;  // config schema version
+  std::string data = "";                // dataset: a COCO JSON, a YOLO data.yaml or a VOC directory
+  std::string data_format = "auto";     // dataset layout
+  std::string model = "yolo-n";         // model family and scale
+  int64_t imgsz = 640;                  // training and evaluation image size (pixels, multiple of 32)
+  int64_t epochs = 100;                 // training epochs
+  int64_t batch = 16;                   // images per optimizer micro-batch
+  int64_t nominal_batch = 64;           // effective batch reached by gradient accumulation
+  int64_t workers = 0;                  // data-loader threads (0: one per core)
+  std::string device = "auto";          // cpu, cuda, cuda:N or auto
+  int64_t threads = 0;                  // intra-op CPU threads (0: one per core)
+  int64_t seed = 0;                     // seed for every random number generator
+  bool amp = true;                      // mixed precision on CUDA (bf16 where supported, else fp16)
+  std::string optimizer = "sgd";        // optimizer
+  double lr0 = 0.01;                    // initial learning rate
+  double lrf = 0.01;                    // final learning rate as a fraction of lr0
+  double momentum = 0.937;              // SGD momentum / Adam beta1
+  double weight_decay = 0.0005;         // weight decay (not applied to norms and biases)
+  double warmup_epochs = 3.0;           // linear warmup length in epochs
+  std::string schedule = "cosine";      // learning-rate decay after warmup
+  bool ema = true;                      // keep an exponential moving average of the weights
+  double ema_decay = 0.9999;            // EMA decay
+  double grad_clip = 10.0;              // clip the gradient norm to this (0: off)
+  int64_t eval_interval = 1;            // evaluate every N epochs
+  int64_t patience = 50;                // stop after N evaluations without improvement (0: never)
+  std::string cache = "none";           // keep decoded images in RAM
+  std::string project = "runs";         // directory that holds run directories
+  std::string name = "train";           // run directory name inside `project`
+  AugmentConfig augment;                // data augmentation
+
+  void visit(ConfigVisitor& v);
+};
+
+// Defaults < `config_file` (when not empty) < `overrides`. Throws ConfigError.
+RunConfig resolve_run_config(const std::string& config_file, const std::vector<std::string>& overrides);
+
+// Writes `config` as commented YAML to DIR/config.yaml, atomically; returns the path written.
+fs::path write_resolved_config(const fs::path& run_dir, RunConfig config);
+
+}  // namespace detkit

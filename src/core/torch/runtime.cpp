@@ -1,0 +1,97 @@
+#include "core/torch/runtime.h"
+
+#include <ATen/Version.h>
+#include <c10/util/Exception.h>
+
+#include <cstdio>
+#include <new>
+
+#include "core/error.h"
+#include "core/text.h"
+#include "core/torch/compat.h"
+
+#if defined(DETKIT_TORCH_CUDA)
+#include <ATen/cuda/CUDAContext.h>
+#endif
+
+namespace detkit {
+
+std::string strip_torch_backtrace(const std::string& message) {
+  std::string text = message;
+  for (const char* marker : {"Exception raised from", "\nFrame", "\n\n"}) {
+    const auto pos = text.find(marker);
+    if (pos != std::string::npos) text = text.substr(0, pos);
+  }
+  return trim(text);
+}
+
+namespace {
+
+bool contains(const std::string& text, const char* needle) { return text.find(needle) != std::string::npos; }
+
+[[noreturn]] void throw_translated(const std::string& doing, const std::string& raw) {
+  const std::string text = strip_torch_backtrace(raw);
+  const std::string what = doing + " failed in LibTorch";
+  if (contains(text, "out of memory") || contains(text, "CUBLAS_STATUS_ALLOC_FAILED") ||
+      contains(text, "CUDNN_STATUS_ALLOC_FAILED") || contains(text, "DefaultCPUAllocator: can't allocate"))
+    throw OutOfMemoryError({doing + " ran out of memory", text,
+                            "use a smaller batch or image size, enable mixed precision (amp=true), or free the device "
+                            "('detkit plan' estimates what fits)"});
+  if (contains(text, "no kernel image is available"))
+    throw EnvironmentError({what, text,
+                            "this LibTorch was not built for your GPU's compute capability: install a LibTorch/PyTorch "
+                            "build whose architecture list includes it ('detkit doctor' shows both)"});
+  if (contains(text, "CUDA driver version is insufficient") || contains(text, "driver version is insufficient"))
+    throw EnvironmentError({what, text,
+                            "the NVIDIA driver is older than the CUDA runtime LibTorch needs: update the driver, or use "
+                            "a LibTorch built for an older CUDA ('detkit doctor' prints the minimum driver)"});
+  if (contains(text, "CUDNN_STATUS") || contains(text, "cuDNN error"))
+    throw EnvironmentError({what, text,
+                            "cuDNN failed: check that the cuDNN version matches the one LibTorch was built with "
+                            "('detkit doctor'), or rerun with cuDNN disabled to confirm"});
+  if (contains(text, "CUBLAS_STATUS") || contains(text, "CUDA error") || contains(text, "CUDA-capable device") ||
+      contains(text, "Torch not compiled with CUDA") || contains(text, "Cannot initialize CUDA"))
+    throw EnvironmentError({what, text,
+                            "check the GPU, driver and CUDA libraries with 'detkit doctor'; set CUDA_LAUNCH_BLOCKING=1 "
+                            "to find the operation that failed"});
+  throw RunError({what, text, "if the inputs are valid this may be a detkit bug; rerun with --log-level debug and report it"});
+}
+
+}  // namespace
+
+void rethrow_as_detkit_error(const std::string& doing) {
+  try {
+    throw;
+  } catch (const Error&) {
+    throw;
+  } catch (const c10::Error& e) {
+    throw_translated(doing, e.what_without_backtrace());
+  } catch (const std::bad_alloc&) {
+    throw OutOfMemoryError({doing + " ran out of host memory", "a memory allocation failed",
+                            "use a smaller batch, image size or cache=none, or free RAM"});
+  } catch (const std::exception& e) {
+    throw_translated(doing, e.what());
+  } catch (...) {
+    throw InternalError({doing + " failed with an unknown exception", "", "please report this as a detkit bug"});
+  }
+}
+
+namespace compat {
+
+std::string build_config() { return at::show_config(); }
+
+std::string cuda_device_description(int index) {
+#if defined(DETKIT_TORCH_CUDA)
+  const cudaDeviceProp* props = at::cuda::getDeviceProperties(index);
+  char memory[32];
+  std::snprintf(memory, sizeof memory, "%.1f GiB", static_cast<double>(props->totalGlobalMem) / (1024.0 * 1024 * 1024));
+  return cat(props->name, " (sm_", props->major, props->minor, ", ", memory, ")");
+#else
+  (void)index;
+  return "";
+#endif
+}
+
+}  // namespace compat
+
+}  // namespace detkit

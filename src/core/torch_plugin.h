@@ -1,0 +1,55 @@
+// The boundary between torch-free detkit and LibTorch.
+//
+// Everything that needs LibTorch is built into one plugin, libdetkit_torch.so, that the `detkit`
+// executable loads with dlopen the first time a command needs it. So `detkit --help`, `synth`, `config`
+// (and later `doctor`, `check`) run on machines where LibTorch, CUDA or cuDNN libraries are missing or
+// broken, and a failure to load becomes an EnvironmentError with the loader's reason and a fix, not a
+// dynamic-linker crash before main().
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace detkit {
+
+// What the loaded LibTorch reports about itself and the machine.
+struct TorchRuntimeInfo {
+  std::string torch_version;        // "1.13.0"
+  bool cuda_compiled = false;       // LibTorch was built with CUDA
+  std::string cuda_version;         // CUDA runtime LibTorch was built with ("" when none)
+  std::string cudnn_version;        // cuDNN LibTorch was built with ("" when none)
+  std::string cuda_arch_flags;      // NVCC architecture flags LibTorch was built with ("" when none)
+  int device_count = 0;             // CUDA devices visible now
+  std::vector<std::string> devices;  // "NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB)" per device
+  int intra_op_threads = 0;         // threads LibTorch uses inside one op
+  int inter_op_threads = 0;         // threads LibTorch uses across ops
+};
+
+// The plugin's interface. Methods translate LibTorch errors into detkit::Error subclasses.
+class TorchPlugin {
+ public:
+  virtual ~TorchPlugin() = default;
+  virtual TorchRuntimeInfo runtime_info() = 0;
+  // Sets LibTorch's intra-op thread count (and inter-op, which can only be set once per process).
+  virtual void set_threads(int threads) = 0;
+};
+
+// Bumped whenever TorchPlugin changes, so a stale plugin is refused instead of crashing.
+constexpr int kTorchPluginApiVersion = 1;
+
+// Where the plugin is looked for: DETKIT_TORCH_PLUGIN when set, else ../lib/libdetkit_torch.so beside the
+// executable.
+std::string torch_plugin_path();
+
+// Loads the plugin on first use and applies thread_count(). Throws EnvironmentError (with the dynamic
+// loader's message, e.g. which .so is missing, and a remedy) when it cannot be loaded.
+TorchPlugin& torch_plugin();
+
+// The load error, or nullopt when the plugin loads. Never throws: for reports that must always run.
+std::optional<std::string> torch_plugin_load_error();
+
+}  // namespace detkit
+
+// The single symbol the plugin exports. Returns nullptr when `api_version` does not match its own.
+extern "C" detkit::TorchPlugin* detkit_torch_plugin_create(int api_version);

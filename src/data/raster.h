@@ -1,0 +1,37 @@
+// An 8-bit interleaved RGB image in memory, for the synthetic data generator and image writers.
+// Torch-free (tensors come later, in the loader).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace detkit {
+
+struct Rgb {
+  uint8_t r = 0, g = 0, b = 0;
+};
+
+struct RgbImage {
+  int width = 0;
+  int height = 0;
+  std::vector<uint8_t> pixels;  // row-major, 3 bytes per pixel
+
+  RgbImage() = default;
+  RgbImage(int w, int h) : width(w), height(h), pixels(static_cast<std::size_t>(w) * h * 3, 0) {}
+
+  uint8_t* at(int x, int y) { return &pixels[(static_cast<std::size_t>(y) * width + x) * 3]; }
+  const uint8_t* at(int x, int y) const { return &pixels[(static_cast<std::size_t>(y) * width + x) * 3]; }
+  void set(int x, int y, Rgb c) {
+    uint8_t* p = at(x, y);
+    p[0] = c.r;
+    p[1] = c.g;
+    p[2] = c.b;
+  }
+};
+
+// The image turned 90 degrees clockwise (width and height swap).
+RgbImage rotate_clockwise(const RgbImage& image);
+// The image turned 90 degrees counter-clockwise.
+RgbImage rotate_counter_clockwise(const RgbImage& image);
+
+}  // namespace detkit

@@ -62,17 +62,19 @@ class KeyCollector : public ConfigVisitor {
   }
 };
 
-std::string where_of(const std::string& source, const YAML::Node& node) {
+// Where a value came from: "FILE:LINE" for files; the override text alone for key=value overrides.
+std::string where_of(const std::string& source, const YAML::Node& node, bool from_file = true) {
   const YAML::Mark mark = node.Mark();
-  if (mark.line < 0) return source;
+  if (!from_file || mark.line < 0) return source;
   return cat(source, ":", mark.line + 1);
 }
 
 // Applies one YAML map to the config, checking every key.
 class Loader : public ConfigVisitor {
  public:
-  Loader(const YAML::Node& map, std::string source, std::string prefix, std::vector<std::string> all_keys)
-      : map_(map), source_(std::move(source)), prefix_(std::move(prefix)), all_keys_(std::move(all_keys)) {}
+  Loader(const YAML::Node& map, std::string source, bool from_file, std::string prefix, std::vector<std::string> all_keys)
+      : map_(map), source_(std::move(source)), from_file_(from_file), prefix_(std::move(prefix)),
+        all_keys_(std::move(all_keys)) {}
 
   void field(const char* key, bool& v, const char* help) override {
     if (auto node = take(key)) {
@@ -108,7 +110,7 @@ class Loader : public ConfigVisitor {
           const auto near = nearest(value, choices);
           throw ConfigError({cat("config key '", prefix_, key, "' must be one of ", join(choices, ", "), "; got '", value, "'"),
                              "", near ? cat("did you mean '", *near, "'?") : cat("use one of ", join(choices, ", ")),
-                             where_of(source_, *node)});
+                             where_of_(*node)});
         }
       }
       v = value;
@@ -141,7 +143,7 @@ class Loader : public ConfigVisitor {
       throw ConfigError({cat("unknown config key '", full, "'"), "",
                          near ? cat("did you mean '", *near, "'? (list every key with 'detkit config --keys')")
                               : "list every key with 'detkit config --keys'",
-                         where_of(source_, entry.first)});
+                         where_of_(entry.first)});
     }
   }
 
@@ -150,7 +152,7 @@ class Loader : public ConfigVisitor {
     if (auto node = take(key)) {
       if (node->IsNull()) return;
       if (!node->IsMap()) type_error(key, *node, "a section of key: value lines");
-      Loader inner(*node, source_, prefix_ + key + ".", all_keys_);
+      Loader inner(*node, source_, from_file_, prefix_ + key + ".", all_keys_);
       visit(inner);
       inner.check_unknown_keys();
     }
@@ -167,17 +169,22 @@ class Loader : public ConfigVisitor {
   [[noreturn]] void type_error(const char* key, const YAML::Node& node, const std::string& expected) const {
     const std::string got = node.IsScalar() ? "'" + node.Scalar() + "'" : node.IsSequence() ? "a list" : node.IsMap() ? "a section" : "nothing";
     throw ConfigError({cat("config key '", prefix_, key, "' expects ", expected, ", got ", got), "",
-                       cat("write it as ", prefix_, key, ": <", expected, ">"), where_of(source_, node)});
+                       from_file_ ? cat("write it as ", prefix_, key, ": <", expected, ">")
+                                  : cat("write it as ", prefix_, key, "=<", expected, ">"),
+                       where_of_(node)});
   }
 
   void check_range(const char* key, const YAML::Node& node, double v, const Range& r) const {
     if ((r.min && v < *r.min) || (r.max && v > *r.max))
       throw ConfigError({cat("config key '", prefix_, key, "' is out of range: ", node.Scalar()), "",
-                         cat("use a value in ", range_text(r)), where_of(source_, node)});
+                         cat("use a value in ", range_text(r)), where_of_(node)});
   }
+
+  std::string where_of_(const YAML::Node& node) const { return where_of(source_, node, from_file_); }
 
   YAML::Node map_;
   std::string source_;
+  bool from_file_;
   std::string prefix_;
   std::vector<std::string> all_keys_;
   std::set<std::string> seen_;
@@ -189,12 +196,12 @@ std::vector<std::string> key_names(const ConfigRoot& root) {
   return names;
 }
 
-void apply_node(const ConfigRoot& root, const YAML::Node& doc, const std::string& source) {
+void apply_node(const ConfigRoot& root, const YAML::Node& doc, const std::string& source, bool from_file) {
   if (!doc.IsDefined() || doc.IsNull()) return;  // an empty file changes nothing
   if (!doc.IsMap())
     throw ConfigError({"a config file must be a map of key: value lines", "", "see 'detkit config' for an example",
                        where_of(source, doc)});
-  Loader loader(doc, source, "", key_names(root));
+  Loader loader(doc, source, from_file, "", key_names(root));
   root(loader);
   loader.check_unknown_keys();
 }
@@ -210,7 +217,7 @@ void apply_config_yaml(const ConfigRoot& root, const std::string& yaml_text, con
                        "fix the syntax on that line (indentation with spaces, 'key: value')",
                        cat(source, ":", e.mark.line + 1)});
   }
-  apply_node(root, doc, source);
+  apply_node(root, doc, source, true);
 }
 
 void apply_config_file(const ConfigRoot& root, const fs::path& path) {
@@ -247,7 +254,7 @@ void apply_config_overrides(const ConfigRoot& root, const std::vector<std::strin
       chain.push_back(child);
     }
     chain.back()[parts.back()] = parsed;
-    apply_node(root, doc, cat("override '", item, "'"));
+    apply_node(root, doc, cat("override '", item, "'"), false);
   }
 }
 

@@ -125,20 +125,21 @@ Option* OptionSet::find(const std::string& flag) {
   return nullptr;
 }
 
-void OptionSet::apply(Option& option, const std::string& value, const std::string& source) {
-  const std::string example = option.kind_ == Option::Kind::flag ? option.name_ : option.name_ + " " + option.value_label();
+void OptionSet::apply(Option& option, const std::string& value, const std::string& source, bool from_env) {
+  const std::string form = option.kind_ == Option::Kind::flag ? option.name_ : option.name_ + " " + option.value_label();
+  const std::string example = from_env ? cat("set ", option.env_, " to a valid value (", form, ") or unset it") : "use " + form;
   if (!option.choices_.empty()) {
     bool ok = false;
     for (const auto& c : option.choices_) ok = ok || c == value;
     if (!ok) {
       const auto near = nearest(value, option.choices_);
       throw UsageError({cat(source, " must be one of ", join(option.choices_, ", "), "; got '", value, "'"), "",
-                        near ? cat("did you mean '", *near, "'?") : cat("use ", example)});
+                        near ? cat("did you mean '", *near, "'?") : example});
     }
   }
   const std::string problem = option.assign_(value);
   if (!problem.empty())
-    throw UsageError({cat(source, " ", problem, ", got '", value, "'"), "", cat("use ", example)});
+    throw UsageError({cat(source, " ", problem, ", got '", value, "'"), "", example});
   if (option.min_ || option.max_) {
     const double v = option.kind_ == Option::Kind::bytes ? static_cast<double>(*parse_bytes(value))
                                                          : parse_double(value).value_or(NAN);
@@ -154,7 +155,7 @@ void OptionSet::parse(const std::vector<std::string>& args) {
   for (auto& option : options_) {
     if (option.env_.empty()) continue;
     if (const char* value = std::getenv(option.env_.c_str()); value && *value)
-      apply(option, value, cat("environment variable ", option.env_, " (for ", option.name_, ")"));
+      apply(option, value, cat("environment variable ", option.env_, " (for ", option.name_, ")"), true);
   }
   std::vector<std::string> positional;
   bool only_positional = false;

@@ -85,7 +85,7 @@ class OptionSet {
   Option& declare(const std::string& name, Option::Kind kind, std::string help, std::string default_text,
                   std::function<std::string(const std::string&)> assign);
   Option* find(const std::string& flag);
-  void apply(Option& option, const std::string& value, const std::string& source);
+  void apply(Option& option, const std::string& value, const std::string& source, bool from_env = false);
   std::vector<std::string> all_names() const;
 
   std::string command_, summary_, epilog_;

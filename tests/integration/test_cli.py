@@ -1,0 +1,350 @@
+"""End-to-end tests of the detkit CLI. Run through CTest (which sets DETKIT to the binary)."""
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+DETKIT = os.environ.get("DETKIT", str(Path(__file__).resolve().parents[2] / "build" / "bin" / "detkit"))
+COMMANDS = ["synth", "config", "version"]
+
+
+def run(*args, env=None, check=None):
+    full_env = dict(os.environ)
+    full_env.pop("DETKIT_TORCH_PLUGIN", None)
+    full_env.update(env or {})
+    p = subprocess.run([DETKIT, *args], capture_output=True, text=True, env=full_env, timeout=240)
+    if check is not None and p.returncode != check:
+        raise AssertionError(f"detkit {' '.join(args)} exited {p.returncode}, expected {check}\n"
+                             f"stdout:\n{p.stdout}\nstderr:\n{p.stderr}")
+    return p
+
+
+def tree_digest(root):
+    h = hashlib.sha256()
+    for path in sorted(Path(root).rglob("*")):
+        if path.is_file():
+            h.update(str(path.relative_to(root)).encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+class Help(unittest.TestCase):
+    def test_general_help_lists_every_command_with_a_summary(self):
+        out = run("--help", check=0).stdout
+        for command in COMMANDS:
+            self.assertRegex(out, rf"\n  {command} +\S.+\n")
+        self.assertIn("exit codes:", out)
+        self.assertEqual(run("help", check=0).stdout, out)
+
+    def test_no_arguments_prints_help_on_stderr_and_exits_2(self):
+        p = run(check=2)
+        self.assertEqual(p.stdout, "")
+        self.assertIn("usage: detkit <command>", p.stderr)
+
+    def test_every_command_help_lists_options_with_defaults(self):
+        for command in COMMANDS:
+            with self.subTest(command=command):
+                p = run(command, "--help", check=0)
+                self.assertIn(f"usage: detkit {command}", p.stdout)
+                self.assertIn("--threads N", p.stdout)
+                self.assertIn("(default: 0; env: DETKIT_THREADS)", p.stdout)
+                self.assertIn("-h, --help", p.stdout)
+                self.assertEqual(p.stderr, "")
+                self.assertEqual(run("help", command, check=0).stdout, p.stdout)
+
+    def test_synth_help_shows_each_default(self):
+        out = run("synth", "--help", check=0).stdout
+        self.assertIn("--train N\n      images in the train split (default: 64)", out)
+        self.assertIn("-f, --format coco|yolo|voc", out)
+        self.assertIn("(required)", out)
+
+
+class Usage(unittest.TestCase):
+    def assert_usage_error(self, p, error, fix):
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn(f"error: {error}", p.stderr)
+        self.assertIn(f"fix: {fix}", p.stderr)
+        self.assertNotIn("terminate called", p.stderr)
+
+    def test_misspelt_option(self):
+        self.assert_usage_error(run("synth", "--out", "x", "--sed", "3"),
+                                "unknown option '--sed' for 'detkit synth'", "did you mean '--seed'?")
+
+    def test_misspelt_command(self):
+        self.assert_usage_error(run("sytnh"), "unknown command 'sytnh'", "did you mean 'detkit synth'?")
+
+    def test_option_before_command(self):
+        self.assert_usage_error(run("--threads", "2", "synth"), "'--threads' is not a command",
+                                "write 'detkit <command> --threads ...'")
+
+    def test_bad_values(self):
+        self.assert_usage_error(run("synth", "--out", "x", "--train", "many"),
+                                "option --train expects an integer, got 'many'", "use --train N")
+        self.assert_usage_error(run("synth", "--out", "x", "--format", "yollo"),
+                                "option --format must be one of coco, yolo, voc; got 'yollo'", "did you mean 'yolo'?")
+        self.assert_usage_error(run("synth", "--out", "x", "--classes", "9"),
+                                "option --classes is out of range: 9", "use a value between 1 and 6")
+        self.assert_usage_error(run("synth"), "'detkit synth' needs --out", "add --out DIR")
+        self.assert_usage_error(run("synth", "--out", "x", env={"DETKIT_THREADS": "lots"}),
+                                "environment variable DETKIT_THREADS (for --threads) expects an integer",
+                                "set DETKIT_THREADS to a valid value (--threads N) or unset it")
+
+    def test_output_directory_is_never_overwritten(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "keep.txt").write_text("precious")
+            p = run("synth", "--out", tmp, "--train", "2", "--val", "0")
+            self.assertEqual(p.returncode, 2)
+            self.assertIn("exists and is not empty", p.stderr)
+            self.assertEqual((Path(tmp) / "keep.txt").read_text(), "precious")
+            self.assertEqual(sorted(os.listdir(tmp)), ["keep.txt"])
+
+
+class Config(unittest.TestCase):
+    def test_misspelt_key_in_file_names_file_line_and_nearest_key(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = Path(tmp) / "run.yaml"
+            cfg.write_text("epochs: 10\naugment:\n  mosiac: 0.5\n")
+            p = run("config", "--config", str(cfg))
+            self.assertEqual(p.returncode, 2)
+            self.assertIn(f"error: {cfg}:3: unknown config key 'augment.mosiac'", p.stderr)
+            self.assertIn("fix: did you mean 'augment.mosaic'?", p.stderr)
+
+    def test_misspelt_override_and_bad_type(self):
+        p = run("config", "lr=0.1")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("unknown config key 'lr'", p.stderr)
+        self.assertRegex(p.stderr, r"fix: did you mean 'lr[0f]'\?")
+        p = run("config", "epochs=soon")
+        self.assertIn("error: override 'epochs=soon': config key 'epochs' expects an integer, got 'soon'", p.stderr)
+
+    def test_resolved_config_is_written_and_reloads_to_the_same(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            first = run("config", "epochs=12", "augment.fliplr=0", "--out", f"{tmp}/run", check=0).stdout
+            written = Path(tmp) / "run" / "config.yaml"
+            self.assertTrue(written.is_file())
+            self.assertIn("epochs: 12  # training epochs", written.read_text())
+            again = run("config", "--config", str(written), check=0).stdout
+            self.assertEqual(first, again)
+
+    def test_keys_lists_every_key(self):
+        out = run("config", "--keys", check=0).stdout
+        self.assertIn("augment.fliplr (float) = 0.5  in [0, 1]", out)
+        self.assertIn("optimizer (text) = sgd  in sgd|adamw", out)
+
+
+class Version(unittest.TestCase):
+    def test_reports_libtorch_and_threads(self):
+        out = run("--version", check=0).stdout
+        self.assertRegex(out, r"^detkit \d+\.\d+\.\d+ ")
+        self.assertRegex(out, r"LibTorch \d+\.\d+")
+        self.assertRegex(out, r"CPU threads: \d+ intra-op")
+        info = json.loads(run("version", "--json", check=0).stdout)
+        self.assertEqual(info["intra_op_threads"], len(os.sched_getaffinity(0)))
+        info = json.loads(run("version", "--json", "--threads", "1", check=0).stdout)
+        self.assertEqual(info["intra_op_threads"], 1)
+
+    def test_missing_libtorch_is_explained_not_fatal(self):
+        p = run("version", env={"DETKIT_TORCH_PLUGIN": "/nonexistent/libdetkit_torch.so"}, check=0)
+        self.assertIn("LibTorch: cannot be loaded", p.stdout)
+        self.assertIn("No such file", p.stdout)
+        # Torch-free commands keep working.
+        with tempfile.TemporaryDirectory() as tmp:
+            run("synth", "--out", f"{tmp}/d", "--train", "2", "--val", "0",
+                env={"DETKIT_TORCH_PLUGIN": "/nonexistent/libdetkit_torch.so"}, check=0)
+
+
+class SynthFormats(unittest.TestCase):
+    """Other tools' readers (Python's json, xml.etree, PIL) accept what synth writes."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.root = Path(cls.tmp.name)
+        for fmt in ("coco", "yolo", "voc"):
+            run("synth", "--out", str(cls.root / fmt), "--format", fmt, "--seed", "5", "--train", "20", "--val", "6",
+                check=0)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_coco_json_loads_and_is_consistent(self):
+        from PIL import Image
+        for split in ("train", "val"):
+            doc = json.loads((self.root / "coco" / "annotations" / f"instances_{split}.json").read_text())
+            images = {im["id"]: im for im in doc["images"]}
+            cats = {c["id"] for c in doc["categories"]}
+            self.assertEqual(len(images), 20 if split == "train" else 6)
+            ann_ids = [a["id"] for a in doc["annotations"]]
+            self.assertEqual(len(ann_ids), len(set(ann_ids)))
+            for a in doc["annotations"]:
+                im = images[a["image_id"]]
+                x, y, w, h = a["bbox"]
+                self.assertIn(a["category_id"], cats)
+                self.assertTrue(0 <= x and 0 <= y and w > 0 and h > 0 and x + w <= im["width"] and y + h <= im["height"])
+                self.assertAlmostEqual(a["area"], w * h)
+            for im in doc["images"]:
+                with Image.open(self.root / "coco" / "images" / split / im["file_name"]) as pic:
+                    self.assertEqual(pic.size, (im["width"], im["height"]))
+                    self.assertIn(pic.format, ("JPEG", "PNG"))
+
+    def test_yolo_labels_are_normalised_and_in_range(self):
+        data = (self.root / "yolo" / "data.yaml").read_text()
+        self.assertIn("train: images/train", data)
+        self.assertIn("nc: 5", data)
+        count = 0
+        for label in (self.root / "yolo" / "labels").rglob("*.txt"):
+            split = label.parent.name
+            images = list((self.root / "yolo" / "images" / split).glob(label.stem + ".*"))
+            self.assertEqual(len(images), 1, label)
+            for line in label.read_text().splitlines():
+                cls, cx, cy, w, h = line.split()
+                self.assertTrue(0 <= int(cls) < 5)
+                cx, cy, w, h = map(float, (cx, cy, w, h))
+                self.assertTrue(0 < w <= 1 and 0 < h <= 1, line)
+                self.assertTrue(-1e-6 <= cx - w / 2 and cx + w / 2 <= 1 + 1e-6, line)
+                self.assertTrue(-1e-6 <= cy - h / 2 and cy + h / 2 <= 1 + 1e-6, line)
+                count += 1
+        self.assertGreater(count, 20)
+
+    def test_voc_xml_is_well_formed(self):
+        from PIL import Image
+        voc = self.root / "voc"
+        ids = (voc / "ImageSets" / "Main" / "train.txt").read_text().split()
+        self.assertEqual(len(ids), 20)
+        for xml in (voc / "Annotations").glob("*.xml"):
+            root = ET.parse(xml).getroot()
+            self.assertEqual(root.tag, "annotation")
+            w = int(root.find("size/width").text)
+            h = int(root.find("size/height").text)
+            with Image.open(voc / "JPEGImages" / root.find("filename").text) as pic:
+                self.assertEqual(pic.size, (w, h))
+            for obj in root.findall("object"):
+                self.assertIn(obj.find("name").text, {"circle", "square", "triangle", "cross", "ring"})
+                b = [int(obj.find(f"bndbox/{k}").text) for k in ("xmin", "ymin", "xmax", "ymax")]
+                self.assertTrue(1 <= b[0] <= b[2] <= w and 1 <= b[1] <= b[3] <= h, b)
+
+    def test_same_boxes_in_every_layout(self):
+        doc = json.loads((self.root / "coco" / "annotations" / "instances_train.json").read_text())
+        first = doc["images"][0]
+        stem = Path(first["file_name"]).stem
+        coco = sorted(tuple(a["bbox"]) for a in doc["annotations"] if a["image_id"] == first["id"])
+        voc = []
+        for obj in ET.parse(self.root / "voc" / "Annotations" / f"{stem}.xml").getroot().findall("object"):
+            x1, y1, x2, y2 = (int(obj.find(f"bndbox/{k}").text) for k in ("xmin", "ymin", "xmax", "ymax"))
+            voc.append((x1 - 1, y1 - 1, x2 - x1 + 1, y2 - y1 + 1))
+        self.assertEqual(coco, sorted(voc))
+
+    def test_same_seed_same_files_other_seed_other_files(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            run("synth", "--out", f"{tmp}/again", "--format", "yolo", "--seed", "5", "--train", "20", "--val", "6",
+                "--threads", "1", check=0)
+            run("synth", "--out", f"{tmp}/other", "--format", "yolo", "--seed", "6", "--train", "20", "--val", "6",
+                check=0)
+            self.assertEqual(tree_digest(self.root / "yolo"), tree_digest(f"{tmp}/again"))
+            self.assertNotEqual(tree_digest(self.root / "yolo"), tree_digest(f"{tmp}/other"))
+
+    def test_classes_and_sizes_vary(self):
+        from PIL import Image
+        sizes, formats = set(), set()
+        for path in (self.root / "coco" / "images").rglob("*.*"):
+            with Image.open(path) as pic:
+                sizes.add(pic.size)
+                formats.add(pic.format)
+        self.assertGreaterEqual(len(sizes), 3)
+        self.assertEqual(formats, {"JPEG", "PNG"})
+
+
+class SynthDefects(unittest.TestCase):
+    """Each planted defect is really there, as an independent reader sees it."""
+
+    def test_planted_defects(self):
+        from PIL import Image
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp) / "d"
+            out = run("synth", "--out", str(root), "--defects", "--train", "16", "--val", "4", "--seed", "3",
+                      check=0).stdout
+            manifest = json.loads((root / "synth.json").read_text())
+            defects = {d["kind"]: d for d in manifest["defects"]}
+            self.assertEqual(len(defects), 9, out)
+            train = json.loads((root / "annotations" / "instances_train.json").read_text())
+            images = {im["id"]: im for im in train["images"]}
+            anns = {a["id"]: a for a in train["annotations"]}
+            cats = {c["id"] for c in train["categories"]}
+
+            a = anns[defects["out_of_bounds_box"]["annotation_id"]]
+            self.assertGreater(a["bbox"][0] + a["bbox"][2], images[a["image_id"]]["width"])
+            self.assertEqual(anns[defects["degenerate_box"]["annotation_id"]]["bbox"][2], 0)
+            self.assertNotIn(anns[defects["unknown_class"]["annotation_id"]]["category_id"], cats)
+
+            for kind in ("corrupt_image", "truncated_image"):
+                with self.assertRaises(Exception, msg=kind):
+                    with Image.open(root / defects[kind]["file"]) as pic:
+                        pic.load()
+
+            dup = defects["duplicate_image"]
+            source = dup["detail"].removeprefix("same bytes as ")
+            self.assertEqual((root / dup["file"]).read_bytes(), (root / source).read_bytes())
+            self.assertEqual((root / defects["train_val_leakage"]["file"]).read_bytes(), (root / source).read_bytes())
+
+            exif = defects["exif_rotated"]
+            declared = images[exif["image_id"]]
+            with Image.open(root / exif["file"]) as pic:
+                self.assertEqual(pic.getexif().get(0x0112), 6)
+                self.assertEqual(pic.size, (declared["height"], declared["width"]))
+
+            mismatch = defects["size_mismatch"]
+            declared = images[mismatch["image_id"]]
+            with Image.open(root / mismatch["file"]) as pic:
+                self.assertNotEqual(pic.size, (declared["width"], declared["height"]))
+
+    def test_yolo_cannot_express_a_size_mismatch_and_says_so(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = run("synth", "--out", f"{tmp}/y", "--format", "yolo", "--defects", "--train", "12", "--val", "1",
+                      check=0).stdout
+            self.assertIn("not planted: size_mismatch", out)
+            manifest = json.loads((Path(tmp) / "y" / "synth.json").read_text())
+            self.assertEqual(len(manifest["defects"]), 8)
+            unknown = [d for d in manifest["defects"] if d["kind"] == "unknown_class"][0]
+            label = Path(tmp) / "y" / "labels" / "train" / (Path(unknown["file"]).stem + ".txt")
+            classes = [int(line.split()[0]) for line in label.read_text().splitlines()]
+            self.assertTrue(any(c >= 5 for c in classes))
+
+
+class Interrupt(unittest.TestCase):
+    def test_ctrl_c_stops_cleanly_and_leaves_no_partial_dataset(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            env = dict(os.environ, DETKIT_PROGRESS_INTERVAL="0")
+            env.pop("DETKIT_TORCH_PLUGIN", None)
+            p = subprocess.Popen([DETKIT, "synth", "--out", f"{tmp}/big", "--train", "5000", "--sizes", "1024x1024"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            deadline = time.time() + 60
+            # Wait until progress lines show work under way, then interrupt.
+            line = p.stderr.readline()
+            while "synth" not in line and time.time() < deadline:
+                line = p.stderr.readline()
+            p.send_signal(signal.SIGINT)
+            _, err = p.communicate(timeout=60)
+            self.assertEqual(p.returncode, 130, err)
+            self.assertIn("error: writing the synthetic dataset was interrupted", err)
+            self.assertEqual(os.listdir(tmp), [])
+
+    def test_progress_prints_plain_lines_when_not_a_terminal(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            p = run("synth", "--out", f"{tmp}/d", "--train", "30", "--val", "0", env={"DETKIT_PROGRESS_INTERVAL": "0"},
+                    check=0)
+            lines = [l for l in p.stderr.splitlines() if l.startswith("synth ")]
+            self.assertGreaterEqual(len(lines), 2)
+            self.assertNotIn("\r", p.stderr)
+            self.assertIn("30/30 img 100%", lines[-1])
+            self.assertRegex(lines[-1], r"img/s .* mem ")
+
+
+if __name__ == "__main__":
+    unittest.main()

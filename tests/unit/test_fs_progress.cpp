@@ -1,0 +1,82 @@
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include "core/fs.h"
+#include "core/progress.h"
+#include "core/threads.h"
+#include "test_util.h"
+
+using namespace detkit;
+using detkit::testing::TempDir;
+
+TEST(Fs, AtomicWriteReplacesAndLeavesNoTemporaryFile) {
+  TempDir dir;
+  const fs::path target = dir / "deep" / "out.txt";
+  write_file_atomic(target, "first");
+  write_file_atomic(target, "second");
+  EXPECT_EQ(read_file(target), "second");
+  int files = 0;
+  for (const auto& entry : fs::directory_iterator(target.parent_path())) {
+    ++files;
+    EXPECT_EQ(entry.path().filename(), "out.txt");
+  }
+  EXPECT_EQ(files, 1);
+}
+
+TEST(Fs, WriteFailuresAreRunErrorsWithTheReason) {
+  TempDir dir;
+  write_file_atomic(dir / "file", "x");
+  EXPECT_THROW_WITH(write_file_atomic(dir / "file" / "below", "y"), RunError, "cannot create directory", "output location");
+}
+
+TEST(Fs, ReadErrorsNameTheFile) {
+  TempDir dir;
+  EXPECT_THROW_WITH(read_file(dir / "absent.json"), DataError, "absent.json: file not found", "check the path");
+  EXPECT_THROW_WITH(read_file(dir.path()), DataError, "expected a file but found a directory", "path of the file");
+}
+
+TEST(Fs, EmptyDirectoryCheck) {
+  TempDir dir;
+  EXPECT_TRUE(is_missing_or_empty_directory(dir / "nothing"));
+  EXPECT_TRUE(is_missing_or_empty_directory(dir.path()));
+  write_file_atomic(dir / "f", "x");
+  EXPECT_FALSE(is_missing_or_empty_directory(dir.path()));
+}
+
+TEST(Progress, LineShowsCountRateEtaAndMemory) {
+  Progress p("train", 200, "img");
+  p.advance(50);
+  const std::string line = p.line("loss 1.25");
+  EXPECT_NE(line.find("train [#####...............] 50/200 img  25%"), std::string::npos) << line;
+  EXPECT_NE(line.find("img/s"), std::string::npos);
+  EXPECT_NE(line.find(" eta "), std::string::npos);
+  EXPECT_NE(line.find(" mem "), std::string::npos);
+  EXPECT_NE(line.find("loss 1.25"), std::string::npos);
+  Progress unknown("scan", 0, "files");
+  unknown.advance(3);
+  EXPECT_NE(unknown.line("").find("scan 3 files"), std::string::npos);
+}
+
+TEST(Progress, PlainIntervalComesFromTheEnvironment) {
+  ::setenv("DETKIT_PROGRESS_INTERVAL", "2.5", 1);
+  EXPECT_DOUBLE_EQ(Progress::plain_interval_s(), 2.5);
+  ::unsetenv("DETKIT_PROGRESS_INTERVAL");
+  EXPECT_DOUBLE_EQ(Progress::plain_interval_s(), 10.0);
+  EXPECT_GT(resident_memory_bytes(), 0u);
+}
+
+TEST(Interrupt, FlagBecomesAnInterruptedError) {
+  set_interrupt_requested(false);
+  EXPECT_NO_THROW(throw_if_interrupted("the scan"));
+  set_interrupt_requested(true);
+  EXPECT_THROW_WITH(throw_if_interrupted("the scan"), InterruptedError, "the scan was interrupted", "run the command again");
+  set_interrupt_requested(false);
+}
+
+TEST(Threads, DefaultIsEveryAvailableCore) {
+  EXPECT_GE(available_cores(), 1);
+  EXPECT_EQ(resolve_thread_count(0), available_cores());
+  EXPECT_EQ(resolve_thread_count(3), 3);
+  set_thread_count(0);
+  EXPECT_EQ(thread_count(), available_cores());
+}

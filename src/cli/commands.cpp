@@ -15,6 +15,7 @@ const std::vector<CommandSpec>& commands() {
        run_synth},
       {"config", "resolve and validate a run configuration (YAML file + key=value overrides); list every key",
        run_config},
+      {"eval", "COCO bbox evaluation of detections against ground truth, with pycocotools' exact numbers", run_eval},
       {"version", "print the versions of detkit, LibTorch and CUDA, and the devices LibTorch sees", run_version},
   };
   return table;

@@ -35,6 +35,7 @@ bool handled_help(const OptionSet& options);
 
 int run_synth(const std::vector<std::string>& args);
 int run_config(const std::vector<std::string>& args);
+int run_eval(const std::vector<std::string>& args);
 int run_version(const std::vector<std::string>& args);
 
 }  // namespace detkit::cli

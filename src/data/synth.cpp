@@ -328,13 +328,12 @@ SynthResult generate_synthetic_dataset(const SynthOptions& options, const fs::pa
 
     // Defects that need a JPEG (truncation, EXIF) use fixed train positions, forced to JPEG.
     Rng defect_rng(static_cast<uint64_t>(options.seed), ~1ull);
-    std::vector<int64_t> victims;
+    std::vector<int64_t> victims, pool;
     if (options.plant_defects) {
-      std::vector<int64_t> pool;
       for (int64_t i = 0; i < options.train_images; ++i) pool.push_back(i);
       for (std::size_t i = pool.size(); i > 1; --i) std::swap(pool[i - 1], pool[static_cast<std::size_t>(defect_rng.integer(0, static_cast<int64_t>(i) - 1))]);
       victims.assign(pool.begin(), pool.begin() + 10);
-      for (int k : {3, 4, 7}) plan[static_cast<std::size_t>(victims[static_cast<std::size_t>(k)])].png = false;
+      for (int k : {3, 4}) plan[static_cast<std::size_t>(victims[static_cast<std::size_t>(k)])].png = false;
     }
 
     std::vector<std::pair<int, int>> sizes;
@@ -431,9 +430,20 @@ SynthResult generate_synthetic_dataset(const SynthOptions& options, const fs::pa
         for (auto& a : copy.annotations) a.id = next_annotation_id++;
         add("train_val_leakage", "val", copy, -1, cat("same bytes as train image ", rel("train", source)));
       }
-      {  // stored sideways with EXIF orientation 6, as a phone writes it; annotations describe the upright view
-        ImageRecord& im = train[static_cast<std::size_t>(victims[7])];
+      {  // stored sideways with EXIF orientation 6, as a phone writes it; annotations describe the upright view.
+        // A non-square image is preferred, so the stored and the declared sizes disagree visibly.
+        std::size_t pick = static_cast<std::size_t>(victims[7]);
+        for (std::size_t k = 10; k < pool.size(); ++k) {
+          const ImageRecord& candidate = train[static_cast<std::size_t>(pool[k])];
+          if (candidate.width != candidate.height) {
+            pick = static_cast<std::size_t>(pool[k]);
+            break;
+          }
+        }
+        ImageRecord& im = train[pick];
         const SynthImage upright = render_synthetic_image(options, im.id - 1);
+        fs::remove(staging / rel("train", im));
+        im.file_name = image_file_name(im.id - 1, false);
         write_file_atomic(staging / rel("train", im),
                           encode_jpeg(rotate_counter_clockwise(upright.pixels), static_cast<int>(options.jpeg_quality), 6));
         add("exif_rotated", "train", im, -1,

@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 DETKIT = os.environ.get("DETKIT", str(Path(__file__).resolve().parents[2] / "build" / "bin" / "detkit"))
-COMMANDS = ["synth", "config", "version"]
+COMMANDS = ["synth", "config", "eval", "version"]
 
 
 def run(*args, env=None, check=None):
@@ -315,6 +315,43 @@ class SynthDefects(unittest.TestCase):
             label = Path(tmp) / "y" / "labels" / "train" / (Path(unknown["file"]).stem + ".txt")
             classes = [int(line.split()[0]) for line in label.read_text().splitlines()]
             self.assertTrue(any(c >= 5 for c in classes))
+
+
+class Eval(unittest.TestCase):
+    """`detkit eval` reproduces pycocotools' numbers recorded in shared/fixtures/coco-eval."""
+
+    FIXTURES = Path(os.environ.get("DETKIT_SHARED_DIR", Path(__file__).resolve().parents[3] / "shared")) / "fixtures" / "coco-eval"
+
+    def test_every_fixture_matches_pycocotools(self):
+        cases = sorted(p for p in self.FIXTURES.iterdir() if (p / "expected.json").exists())
+        self.assertGreaterEqual(len(cases), 3)
+        for case in cases:
+            with self.subTest(case=case.name), tempfile.TemporaryDirectory() as tmp:
+                out = Path(tmp) / "metrics.json"
+                p = run("eval", "--gt", str(case / "gt.json"), "--detections", str(case / "dt.json"), "--json", str(out),
+                        check=0)
+                self.assertIn("Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ]", p.stdout)
+                got, expected = json.loads(out.read_text()), json.loads((case / "expected.json").read_text())
+                self.assertEqual(set(got["stats"]), set(expected["stats"]))
+                for key, value in expected["stats"].items():
+                    self.assertAlmostEqual(got["stats"][key], value, delta=1e-6, msg=key)
+                self.assertEqual(set(got["per_category_AP"]), set(expected["per_category_AP"]))
+                for key, value in expected["per_category_AP"].items():
+                    self.assertAlmostEqual(got["per_category_AP"][key], value, delta=1e-6, msg=key)
+
+    def test_bad_detections_name_the_file_and_record(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            gt = self.FIXTURES / "tiny-edge" / "gt.json"
+            dt = Path(tmp) / "dt.json"
+            dt.write_text(json.dumps([{"image_id": 999999, "category_id": 1, "bbox": [0, 0, 5, 5], "score": 0.5}]))
+            p = run("eval", "--gt", str(gt), "--detections", str(dt))
+            self.assertEqual(p.returncode, 4, p.stderr)
+            self.assertIn(f"error: {dt}: detection #0", p.stderr)
+            self.assertIn("fix: ", p.stderr)
+            dt.write_text("[{\"image_id\": 1, ")
+            p = run("eval", "--gt", str(gt), "--detections", str(dt))
+            self.assertEqual(p.returncode, 4, p.stderr)
+            self.assertIn(str(dt), p.stderr)
 
 
 class Interrupt(unittest.TestCase):

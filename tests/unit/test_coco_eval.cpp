@@ -44,6 +44,17 @@ const stdfs::path& scratch_dir() {
   return dir;
 }
 
+// Removes the scratch directory after the last test.
+class ScratchCleanup : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    std::error_code ec;
+    stdfs::remove_all(stdfs::temp_directory_path(ec) / ("detkit-test-coco-eval-" + std::to_string(::getpid())), ec);
+  }
+};
+[[maybe_unused]] ::testing::Environment* const scratch_cleanup =
+    ::testing::AddGlobalTestEnvironment(new ScratchCleanup);
+
 std::string write_scratch(const std::string& name, const std::string& content) {
   const stdfs::path path = scratch_dir() / name;
   std::ofstream(path, std::ios::binary) << content;

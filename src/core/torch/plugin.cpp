@@ -2,7 +2,6 @@
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 
-#include <regex>
 
 #include "core/text.h"
 #include "core/torch/compat.h"
@@ -13,11 +12,13 @@ namespace detkit {
 
 namespace {
 
-// The value after `label` on its line of at::show_config(), e.g. "CUDA Runtime 11.8" -> "11.8".
-std::string config_value(const std::string& config, const std::string& pattern) {
-  std::smatch match;
-  if (std::regex_search(config, match, std::regex(pattern))) return trim(match[1].str());
-  return "";
+// The text after `label` up to the end of its line in at::show_config(), e.g. for "CUDA Runtime "
+// the line "  - CUDA Runtime 11.8" gives "11.8"; "" when the label is absent.
+std::string config_value(const std::string& config, const std::string& label) {
+  const auto at = config.find(label);
+  if (at == std::string::npos) return "";
+  const auto begin = at + label.size();
+  return trim(config.substr(begin, config.find('\n', begin) - begin));
 }
 
 class LibTorchPlugin final : public TorchPlugin {
@@ -27,9 +28,9 @@ class LibTorchPlugin final : public TorchPlugin {
       TorchRuntimeInfo info;
       info.torch_version = compat::torch_version();
       const std::string config = compat::build_config();
-      info.cuda_version = config_value(config, R"(CUDA Runtime ([0-9.]+))");
-      info.cudnn_version = config_value(config, R"(CuDNN ([0-9.]+))");
-      info.cuda_arch_flags = config_value(config, R"(NVCC architecture flags: ([^\n]*))");
+      info.cuda_version = config_value(config, "CUDA Runtime ");
+      info.cudnn_version = config_value(config, "CuDNN ");
+      info.cuda_arch_flags = config_value(config, "NVCC architecture flags: ");
       info.cuda_compiled = !info.cuda_version.empty();
       info.device_count = static_cast<int>(torch::cuda::device_count());
       for (int i = 0; i < info.device_count; ++i) info.devices.push_back(compat::cuda_device_description(i));

@@ -28,14 +28,14 @@ int run_synth(const std::vector<std::string>& args) {
   set.add("--jpeg-quality", &o.jpeg_quality, "JPEG quality").range(1, 100);
   set.add("--noise", &o.noise, "per-pixel noise amplitude in grey levels").range(0, 128);
   set.add("--sizes", &sizes, "comma-separated image sizes to draw from").value_name("WxH,...");
-  set.add("--defects", &o.plant_defects, "plant known defects and list them in synth.json");
+  set.add("--plant-defects", &o.plant_defects, "plant known defects and list them in synth.json").alias("--defects");
   set.add("--json", &json, "print the summary as JSON on stdout");
   add_common_options(set, common);
   set.epilog(
       "The dataset lands in DIR (written to a temporary directory first, then moved into place). DIR/synth.json\n"
       "records the options, counts and every planted defect (kind, file, image and annotation id).\n\n"
       "examples:\n  detkit synth --out data/shapes --format yolo --seed 7\n"
-      "  detkit synth --out data/broken --defects --train 40 --val 10");
+      "  detkit synth --out data/broken --plant-defects --train 40 --val 10");
   set.parse(args);
   if (handled_help(set)) return 0;
   apply_common_options(common);

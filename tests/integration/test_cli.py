@@ -268,7 +268,7 @@ class SynthDefects(unittest.TestCase):
         from PIL import Image
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp) / "d"
-            out = run("synth", "--out", str(root), "--defects", "--train", "16", "--val", "4", "--seed", "3",
+            out = run("synth", "--out", str(root), "--plant-defects", "--train", "16", "--val", "4", "--seed", "3",
                       check=0).stdout
             manifest = json.loads((root / "synth.json").read_text())
             defects = {d["kind"]: d for d in manifest["defects"]}
@@ -306,7 +306,7 @@ class SynthDefects(unittest.TestCase):
 
     def test_yolo_cannot_express_a_size_mismatch_and_says_so(self):
         with tempfile.TemporaryDirectory() as tmp:
-            out = run("synth", "--out", f"{tmp}/y", "--format", "yolo", "--defects", "--train", "12", "--val", "1",
+            out = run("synth", "--out", f"{tmp}/y", "--format", "yolo", "--plant-defects", "--train", "12", "--val", "1",
                       check=0).stdout
             self.assertIn("not planted: size_mismatch", out)
             manifest = json.loads((Path(tmp) / "y" / "synth.json").read_text())

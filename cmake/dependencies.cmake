@@ -3,6 +3,7 @@
 find_package(Threads REQUIRED)
 find_package(yaml-cpp REQUIRED)
 find_package(nlohmann_json 3.9 REQUIRED)
+find_package(pugixml REQUIRED)
 find_package(PNG REQUIRED)
 find_package(JPEG REQUIRED)
 

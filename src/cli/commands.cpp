@@ -11,8 +11,14 @@ namespace detkit::cli {
 
 const std::vector<CommandSpec>& commands() {
   static const std::vector<CommandSpec> table{
+      {"doctor", "check the GPU environment: driver, GPUs, CUDA/cuDNN libraries, LibTorch, TensorFlow and PyTorch installs",
+       run_doctor},
+      {"explain", "find the root cause in a TensorFlow, PyTorch, CUDA or NCCL error log and say how to fix it",
+       run_explain},
       {"synth", "write a deterministic synthetic detection dataset (COCO, YOLO or VOC), optionally with planted defects",
        run_synth},
+      {"check", "find every defect of a COCO, YOLO or VOC dataset (boxes, classes, images, duplicates, leakage)", run_check},
+      {"convert", "convert a dataset between COCO, YOLO and VOC layouts", run_convert},
       {"config", "resolve and validate a run configuration (YAML file + key=value overrides); list every key",
        run_config},
       {"eval", "COCO bbox evaluation of detections against ground truth, with pycocotools' exact numbers", run_eval},

@@ -36,6 +36,10 @@ bool handled_help(const OptionSet& options);
 int run_synth(const std::vector<std::string>& args);
 int run_config(const std::vector<std::string>& args);
 int run_eval(const std::vector<std::string>& args);
+int run_check(const std::vector<std::string>& args);
+int run_convert(const std::vector<std::string>& args);
 int run_version(const std::vector<std::string>& args);
+int run_doctor(const std::vector<std::string>& args);
+int run_explain(const std::vector<std::string>& args);
 
 }  // namespace detkit::cli

@@ -91,6 +91,35 @@ bool is_missing_or_empty_directory(const fs::path& dir) {
   return fs::is_directory(dir, ec) && fs::is_empty(dir, ec);
 }
 
+StagedDirectory::StagedDirectory(const fs::path& target) : target_(target) {
+  if (!is_missing_or_empty_directory(target))
+    throw UsageError({"the output directory exists and is not empty", "detkit never overwrites existing data",
+                      "choose a new directory, or remove this one yourself first", target.string()});
+  const fs::path parent = target.parent_path().empty() ? fs::path(".") : target.parent_path();
+  ensure_directory(parent);
+  staging_ = parent / cat(".", target.filename().string(), ".partial-", ::getpid());
+  std::error_code ec;
+  fs::remove_all(staging_, ec);
+  ensure_directory(staging_);
+}
+
+StagedDirectory::~StagedDirectory() {
+  if (committed_) return;
+  std::error_code ec;
+  fs::remove_all(staging_, ec);
+}
+
+void StagedDirectory::commit() {
+  std::error_code ec;
+  if (fs::exists(target_, ec)) fs::remove(target_, ec);  // known to be empty
+  fs::rename(staging_, target_, ec);
+  if (ec)
+    throw RunError({"cannot move the finished output into place", ec.message(), "check permissions of the output's parent",
+                    target_.string()});
+  fsync_directory(target_.parent_path());
+  committed_ = true;
+}
+
 fs::path executable_directory() {
   std::error_code ec;
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);

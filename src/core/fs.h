@@ -23,6 +23,25 @@ void ensure_directory(const fs::path& dir);
 // True when `dir` does not exist or is an empty directory.
 bool is_missing_or_empty_directory(const fs::path& dir);
 
+// A directory written as a whole or not at all: files go into a hidden sibling (".NAME.partial-PID")
+// that commit() renames to `target`. Destroying it uncommitted (an error, Ctrl-C) removes the sibling,
+// so a failed run never leaves a half-written output. `target` must not exist or be an empty directory:
+// the constructor throws UsageError otherwise (existing data is never overwritten).
+class StagedDirectory {
+ public:
+  explicit StagedDirectory(const fs::path& target);
+  ~StagedDirectory();
+  StagedDirectory(const StagedDirectory&) = delete;
+  StagedDirectory& operator=(const StagedDirectory&) = delete;
+
+  const fs::path& path() const { return staging_; }  // write here
+  void commit();                                      // move into place; throws RunError on failure
+
+ private:
+  fs::path target_, staging_;
+  bool committed_ = false;
+};
+
 // Directory of the running executable (from /proc/self/exe); empty when unknown.
 fs::path executable_directory();
 

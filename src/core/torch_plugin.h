@@ -26,6 +26,20 @@ struct TorchRuntimeInfo {
   int inter_op_threads = 0;         // threads LibTorch uses across ops
 };
 
+// One `detkit doctor --smoke` run on one device: allocate, a small convolution forward and backward in
+// fp32 and under autocast, and the largest difference between the two outputs. A failing stage is
+// reported in the result (not thrown), so the doctor can tell which stage broke.
+struct TorchSmokeResult {
+  std::string device;          // "cuda:0", "cpu"
+  std::string device_name;     // as compat::cuda_device_description, "CPU" for the CPU
+  std::string failed_stage;    // "" when all passed: device, allocate, forward fp32, backward fp32, autocast forward, ...
+  std::string error;           // the failing stage's message, without LibTorch's backtrace
+  std::string autocast_dtype;  // float16 on CUDA, bfloat16 on the CPU
+  double max_abs_diff = 0;     // max |fp32 output - autocast output|; infinity when not finite
+  double tolerance = 0;        // allowed difference for this dtype and output scale
+  double seconds = 0;
+};
+
 // The plugin's interface. Methods translate LibTorch errors into detkit::Error subclasses.
 class TorchPlugin {
  public:
@@ -33,10 +47,12 @@ class TorchPlugin {
   virtual TorchRuntimeInfo runtime_info() = 0;
   // Sets LibTorch's intra-op thread count (and inter-op, which can only be set once per process).
   virtual void set_threads(int threads) = 0;
+  // Runs the smoke test on `device` ("cuda:N" or "cpu"). Never throws for a failing stage.
+  virtual TorchSmokeResult smoke_test(const std::string& device) = 0;
 };
 
 // Bumped whenever TorchPlugin changes, so a stale plugin is refused instead of crashing.
-constexpr int kTorchPluginApiVersion = 1;
+constexpr int kTorchPluginApiVersion = 2;
 
 // Where the plugin is looked for: DETKIT_TORCH_PLUGIN when set, else ../lib/libdetkit_torch.so beside the
 // executable.

@@ -23,6 +23,7 @@ struct Annotation {
   bool iscrowd = false;     // COCO crowd region
   bool difficult = false;   // VOC difficult flag
   bool truncated = false;   // VOC truncated flag
+  int64_t source_line = 0;  // 1-based line of this box in ImageRecord::annotation_file (0: unknown)
 };
 
 struct ImageRecord {
@@ -31,16 +32,21 @@ struct ImageRecord {
   int64_t width = 0;      // as declared by the annotations (0 when the format does not record it)
   int64_t height = 0;
   std::vector<Annotation> annotations;
+  std::string annotation_file;  // the file holding this image's annotations, as read ("" when in memory)
 };
 
 struct Split {
-  std::string name;  // "train", "val", ...
+  std::string name;       // "train", "val", ...
+  std::string image_dir;  // where ImageRecord::file_name is relative to ("" when unknown, e.g. in memory)
   std::vector<ImageRecord> images;
 };
 
 struct Dataset {
   std::vector<Category> categories;  // ordered: the order defines YOLO class indices and VOC name order
   std::vector<Split> splits;
+  // Classes that annotations use but the dataset does not declare (a YOLO index >= nc, a VOC name missing
+  // from classes.txt), by the category id they were given, with the name or index as written.
+  std::vector<Category> undeclared;
 
   // The category with `id`, or nullptr.
   const Category* find_category(int64_t id) const;

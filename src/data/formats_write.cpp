@@ -125,6 +125,10 @@ void write_yolo(const Dataset& dataset, const fs::path& root) {
 }
 
 void write_voc(const Dataset& dataset, const fs::path& root) {
+  // VOC has no class list of its own; classes.txt (labelImg's convention) keeps the names and their order.
+  std::string classes;
+  for (const auto& c : dataset.categories) classes += c.name + "\n";
+  write_file_atomic(root / "classes.txt", classes);
   for (const auto& split : dataset.splits) {
     std::ostringstream ids;
     for (const auto& im : split.images) {

@@ -4,7 +4,8 @@
 // Layouts (ROOT is the dataset directory):
 //   coco: ROOT/annotations/instances_<split>.json, images in ROOT/images/<split>/
 //   yolo: ROOT/data.yaml, ROOT/labels/<split>/<stem>.txt, images in ROOT/images/<split>/
-//   voc:  ROOT/Annotations/<stem>.xml, ROOT/ImageSets/Main/<split>.txt, images in ROOT/JPEGImages/
+//   voc:  ROOT/Annotations/<stem>.xml, ROOT/ImageSets/Main/<split>.txt, ROOT/classes.txt (names in order),
+//         images in ROOT/JPEGImages/
 #pragma once
 
 #include <string>

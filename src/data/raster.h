@@ -34,4 +34,16 @@ RgbImage rotate_clockwise(const RgbImage& image);
 // The image turned 90 degrees counter-clockwise.
 RgbImage rotate_counter_clockwise(const RgbImage& image);
 
+// The image as displayed for EXIF orientation `orientation` (1..8; anything else is taken as 1 and returns a
+// copy): 2 mirror, 3 turn 180, 4 flip vertically, 5 transpose, 6 turn 90 clockwise, 7 transverse, 8 turn 90
+// counter-clockwise; the same transforms as PIL's ImageOps.exif_transpose. Orientations 5..8 swap width
+// and height.
+RgbImage apply_orientation(const RgbImage& image, int orientation);
+
+// `image` resized to `width` x `height` (both > 0) with a triangle (bilinear) filter whose support widens
+// with the reduction factor, so downscaling averages every source pixel instead of skipping some: the
+// filter of PIL's Image.resize(..., BILINEAR), within 1 level. Separable: horizontal pass, then vertical,
+// each rounded to 8 bits as PIL does.
+RgbImage resize_bilinear(const RgbImage& image, int width, int height);
+
 }  // namespace detkit

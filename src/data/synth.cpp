@@ -306,17 +306,9 @@ std::vector<std::vector<Annotation>> write_images(const SynthOptions& options, c
 
 SynthResult generate_synthetic_dataset(const SynthOptions& options, const fs::path& out_dir) {
   validate(options);
-  if (!is_missing_or_empty_directory(out_dir))
-    throw UsageError({"the output directory exists and is not empty", "detkit never overwrites existing data",
-                      "choose a new directory, or remove this one yourself first", out_dir.string()});
-  const fs::path parent = out_dir.parent_path().empty() ? fs::path(".") : out_dir.parent_path();
-  ensure_directory(parent);
-  const fs::path staging = parent / cat(".", out_dir.filename().string(), ".partial-", ::getpid());
-  std::error_code ec;
-  fs::remove_all(staging, ec);
-  ensure_directory(staging);
-
-  try {
+  StagedDirectory staged(out_dir);
+  const fs::path& staging = staged.path();
+  {
     SynthResult result;
     Dataset& dataset = result.dataset;
     for (int64_t c = 0; c < options.classes; ++c) dataset.categories.push_back({c + 1, synthetic_class_names()[static_cast<std::size_t>(c)]});
@@ -340,7 +332,9 @@ SynthResult generate_synthetic_dataset(const SynthOptions& options, const fs::pa
     std::vector<std::vector<Annotation>> annotations = write_images(options, plan, staging, sizes);
 
     int64_t next_annotation_id = 1;
-    dataset.splits = {{"train", {}}, {"val", {}}};
+    dataset.splits.resize(2);
+    dataset.splits[0].name = "train";
+    dataset.splits[1].name = "val";
     for (std::size_t i = 0; i < plan.size(); ++i) {
       ImageRecord record;
       record.id = plan[i].index + 1;
@@ -490,12 +484,8 @@ SynthResult generate_synthetic_dataset(const SynthOptions& options, const fs::pa
     manifest["not_planted"] = result.skipped;
     write_file_atomic(staging / "synth.json", manifest.dump(2) + "\n");
 
-    if (fs::exists(out_dir)) fs::remove(out_dir);  // known empty
-    fs::rename(staging, out_dir);
+    staged.commit();
     return result;
-  } catch (...) {
-    fs::remove_all(staging, ec);
-    throw;
   }
 }
 

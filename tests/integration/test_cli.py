@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 DETKIT = os.environ.get("DETKIT", str(Path(__file__).resolve().parents[2] / "build" / "bin" / "detkit"))
-COMMANDS = ["synth", "config", "eval", "version"]
+COMMANDS = ["doctor", "explain", "synth", "check", "convert", "config", "eval", "version"]
 
 
 def run(*args, env=None, check=None):
@@ -352,6 +352,198 @@ class Eval(unittest.TestCase):
             p = run("eval", "--gt", str(gt), "--detections", str(dt))
             self.assertEqual(p.returncode, 4, p.stderr)
             self.assertIn(str(dt), p.stderr)
+
+
+class Check(unittest.TestCase):
+    """`detkit check` and `detkit convert` on generated and real data, through the CLI."""
+
+    BCCD = Path(os.environ.get("DETKIT_SHARED_DIR", Path(__file__).resolve().parents[3] / "shared")) / "datasets" / "bccd-trainval"
+
+    def test_exit_codes_and_json(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            run("synth", "--out", f"{tmp}/clean", "--train", "12", "--val", "3", check=0)
+            p = run("check", f"{tmp}/clean", check=0)
+            self.assertIn("no defects found", p.stdout)
+            self.assertIn("boxes per class:", p.stdout)
+            run("synth", "--out", f"{tmp}/bad", "--plant-defects", "--train", "12", "--val", "3", "--format", "voc", check=0)
+            p = run("check", f"{tmp}/bad", "--json", f"{tmp}/findings.json", check=1)
+            report = json.loads(Path(f"{tmp}/findings.json").read_text())
+            planted = json.loads(Path(f"{tmp}/bad/synth.json").read_text())["defects"]
+            self.assertEqual(sorted(f["kind"] for f in report["findings"]), sorted(d["kind"] for d in planted))
+            self.assertIn("error  unknown_class (1)", p.stdout)
+            self.assertIn("fix: ", p.stdout)
+            # Only warnings fail with --fail-on warning; errors always do.
+            self.assertEqual(report["summary"]["error"] + report["summary"]["warning"], len(planted))
+            p = run("check", f"{tmp}/nothing-here")
+            self.assertEqual(p.returncode, 4)
+            self.assertIn("error: ", p.stderr)
+            self.assertIn("dataset not found", p.stderr)
+
+    def test_unreadable_annotation_file_names_file_and_line(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            bad = Path(tmp) / "gt.json"
+            bad.write_text('{"images": [\n  {"id": 1,, "file_name": "a.jpg"}]}')
+            p = run("check", str(bad))
+            self.assertEqual(p.returncode, 4)
+            self.assertIn(f"error: {bad}:2: the file is not valid JSON", p.stderr)
+
+    def test_real_voc_dataset_checks_and_converts_both_ways(self):
+        if not self.BCCD.exists():
+            self.skipTest(f"{self.BCCD} is not there")
+        with tempfile.TemporaryDirectory() as tmp:
+            before = tree_digest(self.BCCD)
+            p = run("check", str(self.BCCD), "--json", f"{tmp}/bccd.json")
+            self.assertIn(p.returncode, (0, 1), p.stderr)
+            report = json.loads(Path(f"{tmp}/bccd.json").read_text())
+            self.assertEqual(report["stats"]["images"], 292)
+            self.assertEqual(report["stats"]["images_per_split"], {"train": 205, "val": 87})
+            run("convert", "--from", "voc", "--to", "coco", str(self.BCCD), f"{tmp}/coco", check=0)
+            coco = json.loads(Path(f"{tmp}/coco/annotations/instances_val.json").read_text())
+            self.assertEqual(len(coco["images"]), 87)
+            self.assertEqual([c["name"] for c in coco["categories"]], ["Platelets", "RBC", "WBC"])
+            run("convert", "--to", "voc", f"{tmp}/coco", f"{tmp}/voc", check=0)
+            run("convert", "--to", "yolo", f"{tmp}/voc", f"{tmp}/yolo", check=0)
+            # Every box survives VOC -> COCO -> VOC exactly (VOC's 1-based corners included).
+            def boxes(root):
+                out = {}
+                for xml in sorted((Path(root) / "Annotations").glob("*.xml")):
+                    r = ET.parse(xml).getroot()
+                    out[xml.stem] = sorted((o.find("name").text.strip(),) + tuple(
+                        round(float(o.find(f"bndbox/{k}").text)) for k in ("xmin", "ymin", "xmax", "ymax"))
+                        for o in r.findall("object"))
+                return out
+            ids = {l.strip() for s in ("train", "val") for l in (self.BCCD / "ImageSets" / "Main" / f"{s}.txt").read_text().split()}
+            original = {k: v for k, v in boxes(self.BCCD).items() if k in ids}
+            self.assertEqual(boxes(f"{tmp}/voc"), original)
+            self.assertEqual(tree_digest(self.BCCD), before, "the source dataset was modified")
+
+
+class Doctor(unittest.TestCase):
+    """`detkit doctor` on this machine, on a fake system tree with the stub NVIDIA libraries built by the
+    tests (tests/diag/stubs), and with a LibTorch plugin that cannot load."""
+
+    def test_this_machine_report_and_json(self):
+        p = run("doctor", check=None)
+        self.assertIn(p.returncode, (0, 1), p.stderr)
+        for section in ("\nsystem\n", "\nNVIDIA driver and GPUs\n", "\nCUDA libraries", "\ndetkit's LibTorch\n",
+                        "\nPython frameworks", "\nfindings\n"):
+            self.assertIn(section, p.stdout)
+        self.assertNotIn("info:", p.stdout)  # logs go to stderr
+        j = json.loads(run("doctor", "--json", "-", check=p.returncode).stdout)
+        self.assertEqual(j["errors"], sum(f["severity"] == "error" for f in j["findings"]))
+        self.assertTrue(j["facts"]["detkit_libtorch"]["probed"])
+        if not Path("/proc/driver/nvidia/version").exists() and not j["facts"]["gpus"]:
+            # The machine this project is developed on: no driver, so the plain verdict and exit 0.
+            self.assertEqual(p.returncode, 0, p.stdout)
+            self.assertIn("info driver.none: no NVIDIA driver: detkit runs on the CPU", p.stdout)
+            self.assertIn("0 error(s)", p.stdout)
+            self.assertIn("this machine can run detkit (on the CPU)", p.stdout)
+
+    def test_smoke_runs_in_a_child_process(self):
+        p = run("doctor", "--smoke", "--json", "-", check=None)
+        j = json.loads(p.stdout)
+        smoke = j["facts"]["smoke"]
+        if not j["facts"]["detkit_libtorch"]["loaded"]:
+            self.skipTest("detkit's LibTorch does not load here")
+        self.assertGreaterEqual(len(smoke), 1)
+        ids = [f["id"] for f in j["findings"]]
+        if j["facts"]["detkit_libtorch"]["device_count"] == 0:
+            self.assertEqual(smoke[0]["device"], "cpu")
+            self.assertEqual(smoke[0]["autocast_dtype"], "bfloat16")
+            self.assertIn("smoke.ok", ids)
+            self.assertLessEqual(smoke[0]["max_abs_diff"], smoke[0]["tolerance"])
+
+    def test_broken_libtorch_is_a_finding_not_a_crash(self):
+        p = run("doctor", env={"DETKIT_TORCH_PLUGIN": "/nonexistent/libdetkit_torch.so"}, check=1)
+        self.assertIn("error detkit.torch-unloadable: detkit's LibTorch plugin cannot be loaded", p.stdout)
+        self.assertIn("/nonexistent/libdetkit_torch.so", p.stdout)
+        self.assertIn("\nNVIDIA driver and GPUs\n", p.stdout)  # the rest of the report is still there
+        self.assertNotIn("terminate called", p.stderr)
+
+    def test_fake_gpu_tree_with_stub_libraries(self):
+        nvml, cuda = os.environ.get("DETKIT_FAKE_NVML_LIB"), os.environ.get("DETKIT_FAKE_CUDA_LIB")
+        if not nvml or not cuda:
+            self.skipTest("run through CTest, which passes the stub libraries")
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            def write(path, text=""):
+                f = root / path.lstrip("/")
+                f.parent.mkdir(parents=True, exist_ok=True)
+                f.write_text(text)
+            write("/proc/driver/nvidia/version",
+                  "NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug 19 01:15:15 UTC 2023\n")
+            write("/etc/ld.so.conf", "/usr/lib/x86_64-linux-gnu\n")
+            write("/usr/lib/x86_64-linux-gnu/libcudnn.so.9.1.0")
+            (root / "usr/lib/x86_64-linux-gnu/libcudnn.so.9").symlink_to("libcudnn.so.9.1.0")
+            site = "/venv/lib/python3.11/site-packages"
+            write(site + "/torch/version.py", "__version__ = '2.5.1+cu124'\ncuda: Optional[str] = '12.4'\n")
+            write(site + "/tensorflow/python/platform/build_info.py",
+                  "build_info = collections.OrderedDict([('cuda_version', '12.2'), ('cudnn_version', '8'), "
+                  "('is_cuda_build', True)])\n")
+            write(site + "/tensorflow-2.15.0.dist-info/METADATA", "Name: tensorflow\nVersion: 2.15.0\n")
+            env = {"DETKIT_FAKE_NVML": "driver=535.104.05;cuda=12020;gpu=NVIDIA A10,8.6,24576,23000",
+                   "DETKIT_FAKE_CUDA_DRIVER": "12020"}
+            p = run("doctor", "--root", tmp, "--nvml-library", nvml, "--cuda-library", cuda, "--python-site", site,
+                    "--json", str(root / "doctor.json"), env=env, check=1)
+            self.assertIn("GPU 0: NVIDIA A10, compute capability 8.6 (sm_86)", p.stdout)
+            self.assertIn("warning driver.minor-compat: CUDA 12.4 runs on driver 535.104.05", p.stdout)
+            self.assertIn("error cudnn.missing: tensorflow 2.15.0 needs cuDNN 8 (libcudnn.so.8)", p.stdout)
+            j = json.loads((root / "doctor.json").read_text())
+            titles = {f["id"]: f["title"] for f in j["findings"]}
+            self.assertEqual(titles["cudnn.missing"], "tensorflow 2.15.0 needs cuDNN 8 (libcudnn.so.8) and none is installed")
+            self.assertNotIn("env.cuda-home-missing", titles)  # this shell's variables do not describe another tree
+            self.assertEqual(j["facts"]["driver"]["kernel_version"], "535.104.05")
+            self.assertFalse(j["facts"]["detkit_libtorch"]["probed"])  # another tree: this LibTorch is not its
+            self.assertGreaterEqual(j["errors"], 1)
+
+    def test_short_form(self):
+        p = run("doctor", "--short", "--no-torch", check=None)
+        self.assertLessEqual(len(p.stdout.splitlines()), 12)
+        if not Path("/proc/driver/nvidia/version").exists():
+            self.assertIn("environment: no NVIDIA driver: running on the CPU", p.stdout)
+
+
+class Explain(unittest.TestCase):
+    LOG = ("Epoch 1/10\n"
+           "2023-07-21 13:05:55.790101: W tensorflow/tsl/platform/default/dso_loader.cc:66] Could not load dynamic "
+           "library 'libcudnn.so.8'; dlerror: libcudnn.so.8: cannot open shared object file: No such file or directory\n"
+           "2023-07-21 13:05:55.790144: W tensorflow/core/common_runtime/gpu/gpu_device.cc:1960] Cannot dlopen some GPU "
+           "libraries. Please make sure the missing libraries mentioned above are installed properly.\n"
+           "2023-07-21 13:05:56.000000: W tensorflow/compiler/tf2tensorrt/utils/py_utils.cc:38] TF-TRT Warning: Could "
+           "not find TensorRT\n"
+           "Skipping registering GPU devices...\n")
+
+    def test_explains_a_log_file(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            log = Path(tmp) / "train.log"
+            log.write_text(self.LOG)
+            p = run("explain", str(log), check=0)
+            self.assertIn("root cause: the cuDNN library the program needs cannot be loaded  [cudnn-not-loadable", p.stdout)
+            self.assertIn("  line 2: ", p.stdout)
+            self.assertIn("(1 known harmless message(s) skipped)", p.stdout)
+            self.assertIn("also (2): TensorFlow skipped the GPU", p.stdout)
+
+    def test_reads_standard_input_and_writes_json(self):
+        p = subprocess.run([DETKIT, "explain", "-", "--json", "-", "--no-facts"], input=self.LOG, capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        j = json.loads(p.stdout)
+        self.assertEqual(j["source"], "standard input")
+        self.assertEqual(j["causes"][0]["id"], "cudnn-not-loadable")
+        self.assertEqual(j["noise"][0]["id"], "tf-trt-not-found")
+
+    def test_unknown_log_exits_1_and_suggests_the_doctor(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            log = Path(tmp) / "ok.log"
+            log.write_text("epoch 1 loss 0.5\nepoch 2 loss 0.4\n")
+            p = run("explain", str(log), check=1)
+            self.assertIn("no known error in", p.stdout)
+            self.assertIn("run 'detkit doctor'", p.stdout)
+
+    def test_missing_log_is_a_data_error(self):
+        p = run("explain", "/nonexistent/train.log", check=4)
+        self.assertIn("error: /nonexistent/train.log: ", p.stderr)
+        self.assertIn("fix: ", p.stderr)
 
 
 class Interrupt(unittest.TestCase):

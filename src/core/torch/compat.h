@@ -23,4 +23,8 @@ std::string build_config();
 // Name, compute capability and memory of CUDA device `index`; "" when CUDA support is not compiled in.
 std::string cuda_device_description(int index);
 
+// Turns autocast on or off for CUDA (fp16) or the CPU (bf16). LibTorch 2.4 replaced the per-device
+// functions (set_enabled, set_cpu_enabled) with ones taking a device type.
+void set_autocast(bool cuda, bool enabled);
+
 }  // namespace detkit::compat

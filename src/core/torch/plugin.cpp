@@ -1,6 +1,10 @@
 // The LibTorch plugin's entry point: implements TorchPlugin (core/torch_plugin.h) over LibTorch.
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
+#include <torch/nn/functional/conv.h>
+
+#include <chrono>
+#include <cmath>
 
 
 #include "core/text.h"
@@ -21,6 +25,68 @@ std::string config_value(const std::string& config, const std::string& label) {
   return trim(config.substr(begin, config.find('\n', begin) - begin));
 }
 
+// Allocation, a 3x3 convolution forward and backward in fp32 and under autocast, and the difference
+// between the two outputs. Inputs are drawn on the CPU with a fixed seed, so every device sees the same
+// numbers. Results are copied back to the CPU after each stage: that synchronises the device, so an
+// asynchronous CUDA error is reported at the stage that caused it.
+TorchSmokeResult run_smoke(const std::string& device_text) {
+  TorchSmokeResult r;
+  r.device = device_text;
+  const auto start = std::chrono::steady_clock::now();
+  std::string stage = "device";
+  bool autocast_on = false, cuda = false;
+  try {
+    const torch::Device device(device_text);
+    cuda = device.is_cuda();
+    r.device_name = cuda ? compat::cuda_device_description(device.has_index() ? device.index() : 0) : "CPU";
+    r.autocast_dtype = cuda ? "float16" : "bfloat16";
+    stage = "allocate";
+    torch::manual_seed(0);
+    const auto x_cpu = torch::randn({4, 8, 32, 32});
+    const auto w_cpu = torch::randn({16, 8, 3, 3}) * 0.1;
+    const auto b_cpu = torch::randn({16}) * 0.1;
+    auto x = x_cpu.to(device);
+    auto w = w_cpu.to(device).set_requires_grad(true);
+    auto b = b_cpu.to(device);
+    (void)x.sum().to(torch::kCPU);
+
+    stage = "forward fp32";
+    namespace F = torch::nn::functional;
+    const auto y = F::conv2d(x, w, F::Conv2dFuncOptions().bias(b).padding(1));
+    const auto y_host = y.detach().to(torch::kCPU);
+    stage = "backward fp32";
+    y.square().mean().backward();
+    const auto grad_host = w.grad().to(torch::kCPU);
+    w.mutable_grad() = torch::Tensor();
+
+    stage = "autocast forward";
+    compat::set_autocast(cuda, true);
+    autocast_on = true;
+    const auto ya = F::conv2d(x, w, F::Conv2dFuncOptions().bias(b).padding(1));
+    const auto ya_host = ya.detach().to(torch::kCPU, torch::kFloat32);
+    stage = "autocast backward";
+    ya.to(torch::kFloat32).square().mean().backward();
+    const auto grad_a_host = w.grad().to(torch::kCPU);
+    compat::set_autocast(cuda, false);
+    autocast_on = false;
+
+    stage = "compare";
+    double diff = (y_host - ya_host).abs().max().item<double>();
+    const double scale = std::max(1.0, y_host.abs().max().item<double>());
+    // Half and bfloat16 keep 11 and 8 significant bits; 5 % of the output scale separates rounding from garbage.
+    r.tolerance = 0.05 * scale;
+    if (!std::isfinite(diff) || !grad_host.isfinite().all().item<bool>() || !grad_a_host.isfinite().all().item<bool>())
+      diff = INFINITY;
+    r.max_abs_diff = diff;
+  } catch (const std::exception& e) {
+    if (autocast_on) compat::set_autocast(cuda, false);
+    r.failed_stage = stage;
+    r.error = strip_torch_backtrace(e.what());
+  }
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return r;
+}
+
 class LibTorchPlugin final : public TorchPlugin {
  public:
   TorchRuntimeInfo runtime_info() override {
@@ -39,6 +105,8 @@ class LibTorchPlugin final : public TorchPlugin {
       return info;
     });
   }
+
+  TorchSmokeResult smoke_test(const std::string& device) override { return run_smoke(device); }
 
   void set_threads(int threads) override {
     guard_torch("setting the number of CPU threads", [threads] {

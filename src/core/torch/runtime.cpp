@@ -1,6 +1,7 @@
 #include "core/torch/runtime.h"
 
 #include <ATen/Version.h>
+#include <ATen/autocast_mode.h>
 #include <c10/util/Exception.h>
 
 #include <cstdio>
@@ -90,6 +91,22 @@ std::string cuda_device_description(int index) {
   (void)index;
   return "";
 #endif
+}
+
+void set_autocast(bool cuda, bool enabled) {
+#if DETKIT_TORCH_AT_LEAST(2, 4)
+  const auto type = cuda ? at::kCUDA : at::kCPU;
+  at::autocast::set_autocast_enabled(type, enabled);
+  if (!cuda) at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
+#else
+  if (cuda) {
+    at::autocast::set_enabled(enabled);
+  } else {
+    at::autocast::set_cpu_enabled(enabled);
+    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+  }
+#endif
+  if (!enabled) at::autocast::clear_cache();
 }
 
 }  // namespace compat

@@ -1,22 +1,19 @@
 #include "data/check.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <functional>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <string_view>
-#include <thread>
 
 #include "core/error.h"
+#include "core/parallel.h"
 #include "core/progress.h"
 #include "core/text.h"
-#include "core/threads.h"
 #include "data/image_io.h"
 
 namespace detkit {
@@ -169,29 +166,8 @@ CheckReport check_dataset(const DatasetSource& source, const CheckOptions& optio
   for (const auto& split : ds.splits)
     for (const auto& im : split.images) refs.push_back({&split, &im, fs::path(split.image_dir) / im.file_name});
   std::vector<ImageFacts> facts(refs.size());
-  {
-    Progress progress("check", refs.size(), "img");
-    std::atomic<std::size_t> next{0}, done{0};
-    auto worker = [&] {
-      for (std::size_t i; (i = next++) < refs.size() && !interrupt_requested();) {
-        facts[i] = inspect(refs[i].path, options);
-        ++done;
-      }
-    };
-    std::vector<std::thread> threads;
-    const int workers = std::max(1, std::min<int>(thread_count(), static_cast<int>(refs.size())));
-    for (int t = 0; t < workers; ++t) threads.emplace_back(worker);
-    std::size_t reported = 0;
-    while (reported < refs.size() && !interrupt_requested()) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      const std::size_t now = done.load();
-      progress.advance(now - reported);
-      reported = now;
-    }
-    for (auto& t : threads) t.join();
-    throw_if_interrupted("the dataset check");
-    progress.finish();
-  }
+  parallel_for(refs.size(), "check", "img", "the dataset check",
+               [&](std::size_t i) { facts[i] = inspect(refs[i].path, options); });
 
   // Class tables: declared ids, names for undeclared ids.
   std::set<int64_t> declared;

@@ -3,18 +3,15 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
-#include <mutex>
 #include <cmath>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "detkit/build_info.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/parallel.h"
 #include "core/progress.h"
 #include "core/text.h"
-#include "core/threads.h"
 #include "data/image_write.h"
 
 namespace detkit {
@@ -258,47 +255,15 @@ std::vector<std::vector<Annotation>> write_images(const SynthOptions& options, c
                                                   const fs::path& root, std::vector<std::pair<int, int>>& sizes) {
   std::vector<std::vector<Annotation>> annotations(plan.size());
   sizes.assign(plan.size(), {0, 0});
-  std::atomic<std::size_t> next{0};
-  std::atomic<std::size_t> done{0};
-  std::atomic<bool> stop{false};
-  std::exception_ptr failure;
-  std::mutex failure_mutex;
-  auto worker = [&] {
-    while (!stop && !interrupt_requested()) {
-      const std::size_t i = next++;
-      if (i >= plan.size()) return;
-      try {
-        SynthImage image = render_synthetic_image(options, plan[i].index);
-        const std::string bytes = plan[i].png ? encode_png(image.pixels)
-                                              : encode_jpeg(image.pixels, static_cast<int>(options.jpeg_quality));
-        write_file_atomic(root / image_relative_path(options.format, plan[i].split,
-                                                     image_file_name(plan[i].index, plan[i].png)),
-                          bytes);
-        sizes[i] = {image.pixels.width, image.pixels.height};
-        annotations[i] = std::move(image.annotations);
-        ++done;
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(failure_mutex);
-        if (!failure) failure = std::current_exception();
-        stop = true;
-      }
-    }
-  };
-  Progress progress("synth", plan.size(), "img");
-  std::vector<std::thread> threads;
-  const int workers = std::max(1, std::min<int>(thread_count(), static_cast<int>(plan.size())));
-  for (int t = 0; t < workers; ++t) threads.emplace_back(worker);
-  std::size_t reported = 0;
-  while (reported < plan.size() && !stop && !interrupt_requested()) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    const std::size_t now = done.load();
-    if (now > reported) progress.advance(now - reported);
-    reported = now;
-  }
-  for (auto& t : threads) t.join();
-  if (failure) std::rethrow_exception(failure);
-  throw_if_interrupted("writing the synthetic dataset");
-  progress.finish();
+  parallel_for(plan.size(), "synth", "img", "writing the synthetic dataset", [&](std::size_t i) {
+    SynthImage image = render_synthetic_image(options, plan[i].index);
+    const std::string bytes = plan[i].png ? encode_png(image.pixels)
+                                          : encode_jpeg(image.pixels, static_cast<int>(options.jpeg_quality));
+    write_file_atomic(root / image_relative_path(options.format, plan[i].split, image_file_name(plan[i].index, plan[i].png)),
+                      bytes);
+    sizes[i] = {image.pixels.width, image.pixels.height};
+    annotations[i] = std::move(image.annotations);
+  });
   return annotations;
 }
 

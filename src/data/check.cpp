@@ -296,6 +296,15 @@ CheckReport check_dataset(const DatasetSource& source, const CheckOptions& optio
                        "remove the box (a click without a drag in the labelling tool)"));
         continue;
       }
+      // YOLO boxes of an image whose size is unknown stay normalised (0..1): no pixel rule applies to them.
+      const bool in_pixels = source.format != AnnotationFormat::yolo || im.width > 0;
+      if (in_pixels && (w < 2 || h < 2)) {  // e.g. VOC xmin == xmax: one pixel, inclusive; no object is that thin
+        at_box(rep.add("degenerate_box", Severity::warning, file,
+                       cat("the box is only ", w < 2 ? w : h, " px ", w < 2 ? "wide" : "high", ": [", b.a, ", ", b.b, ", ",
+                           b.c, ", ", b.d, "]"),
+                       "remove the box (a click without a drag in the labelling tool), or redraw it around the object"));
+        continue;
+      }
       if (width > 0 && height > 0) {
         constexpr double kTolerance = 0.5;  // half a pixel: rounding in exporters
         const bool outside = b.a < -kTolerance || b.b < -kTolerance || b.c > width + kTolerance || b.d > height + kTolerance;

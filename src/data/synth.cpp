@@ -196,11 +196,22 @@ SynthImage render_synthetic_image(const SynthOptions& options, int64_t index) {
         }
     }
     visible.assign(objects.size(), 0);
-    for (int32_t k : owner)
-      if (k >= 0) ++visible[static_cast<std::size_t>(k)];
+    std::vector<int> left(objects.size(), width), right(objects.size(), -1), top(objects.size(), height), bottom(objects.size(), -1);
+    for (int y = 0; y < height; ++y)
+      for (int x = 0; x < width; ++x) {
+        const int32_t k = owner[static_cast<std::size_t>(y) * width + x];
+        if (k < 0) continue;
+        ++visible[static_cast<std::size_t>(k)];
+        left[k] = std::min(left[k], x), right[k] = std::max(right[k], x);
+        top[k] = std::min(top[k], y), bottom[k] = std::max(bottom[k], y);
+      }
+    // Kept: clearly visible (4+ pixels, 40%+ of the object) and at least 2 px on each side, so no box is a
+    // sliver that check would rightly call degenerate.
     std::vector<ObjectSpec> kept;
     for (std::size_t k = 0; k < objects.size(); ++k)
-      if (visible[k] >= 4 && static_cast<double>(visible[k]) >= 0.4 * static_cast<double>(full[k])) kept.push_back(objects[k]);
+      if (visible[k] >= 4 && static_cast<double>(visible[k]) >= 0.4 * static_cast<double>(full[k]) &&
+          right[k] - left[k] >= 1 && bottom[k] - top[k] >= 1)
+        kept.push_back(objects[k]);
     if (kept.size() == objects.size()) break;
     objects = std::move(kept);
   }

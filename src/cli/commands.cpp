@@ -19,6 +19,7 @@ const std::vector<CommandSpec>& commands() {
        run_synth},
       {"check", "find every defect of a COCO, YOLO or VOC dataset (boxes, classes, images, duplicates, leakage)", run_check},
       {"convert", "convert a dataset between COCO, YOLO and VOC layouts", run_convert},
+      {"augment", "draw a grid of training samples as the loader augments them (boxes and class names)", run_augment},
       {"config", "resolve and validate a run configuration (YAML file + key=value overrides); list every key",
        run_config},
       {"eval", "COCO bbox evaluation of detections against ground truth, with pycocotools' exact numbers", run_eval},

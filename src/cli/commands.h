@@ -37,6 +37,7 @@ int run_synth(const std::vector<std::string>& args);
 int run_config(const std::vector<std::string>& args);
 int run_eval(const std::vector<std::string>& args);
 int run_check(const std::vector<std::string>& args);
+int run_augment(const std::vector<std::string>& args);
 int run_convert(const std::vector<std::string>& args);
 int run_version(const std::vector<std::string>& args);
 int run_doctor(const std::vector<std::string>& args);

@@ -34,6 +34,8 @@ OptionSet::OptionSet(std::string command, std::string summary)
 
 Option& OptionSet::declare(const std::string& name, Option::Kind kind, std::string help, std::string default_text,
                            std::function<std::string(const std::string&)> assign) {
+  // Two options with one name would make the second unreachable: a bug in the command, not user input.
+  DETKIT_ASSERT(find(name) == nullptr, command_ + " declares " + name + " twice");
   Option option;
   option.name_ = name;
   option.kind_ = kind;

@@ -21,7 +21,7 @@ class Option {
  public:
   enum class Kind { flag, integer, number, text, bytes };
 
-  Option& alias(std::string a) { alias_ = std::move(a); return *this; }
+  Option& alias(std::string a) { alias_ = std::move(a); return *this; }  // must not clash with another name
   Option& env(std::string name) { env_ = std::move(name); return *this; }
   Option& value_name(std::string name) { value_name_ = std::move(name); return *this; }
   Option& choices(std::vector<std::string> allowed) { choices_ = std::move(allowed); return *this; }

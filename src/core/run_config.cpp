@@ -17,6 +17,10 @@ void AugmentConfig::visit(ConfigVisitor& v) {
   v.field("fliplr", fliplr, "probability of a horizontal flip", {0, 1});
   v.field("mosaic", mosaic, "probability of a 4-image mosaic", {0, 1});
   v.field("mixup", mixup, "probability of mixup", {0, 1});
+  v.field("crop", crop, "probability of a random crop (when no mosaic)", {0, 1});
+  v.field("crop_coverage", crop_coverage, "a random crop keeps at least this fraction of one box", {0, 1});
+  v.field("brightness", brightness, "random brightness offset, +/- fraction of full scale", {0, 1});
+  v.field("contrast", contrast, "random contrast gain, +/- fraction", {0, 1});
   v.field("close_mosaic", close_mosaic, "switch mosaic off for the last N epochs", {0, {}});
   v.field("min_visible", min_visible, "drop a box when less than this fraction of it stays visible", {0, 1});
   v.field("min_box_px", min_box_px, "drop a box smaller than this many pixels on a side", {0, {}});

@@ -25,6 +25,10 @@ struct AugmentConfig {
   double fliplr = 0.5;        // probability of a horizontal flip
   double mosaic = 1.0;        // probability of a 4-image mosaic
   double mixup = 0.0;         // probability of mixup
+  double crop = 0.0;          // probability of a random crop (when no mosaic)
+  double crop_coverage = 0.5; // a random crop keeps at least this fraction of one box
+  double brightness = 0.0;    // random brightness offset, +/- fraction of full scale
+  double contrast = 0.0;      // random contrast gain, +/- fraction
   int64_t close_mosaic = 10;  // switch mosaic off for the last N epochs
   double min_visible = 0.2;   // drop an augmented box when less than this fraction of it stays visible
   double min_box_px = 2.0;    // drop an augmented box smaller than this many pixels on a side

@@ -7,11 +7,16 @@
 // dynamic-linker crash before main().
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "core/run_config.h"
+
 namespace detkit {
+
+struct Dataset;  // data/dataset.h: core does not depend on data, so requests only point at one
 
 // What the loaded LibTorch reports about itself and the machine.
 struct TorchRuntimeInfo {
@@ -40,6 +45,30 @@ struct TorchSmokeResult {
   double seconds = 0;
 };
 
+// `detkit augment --preview`: a grid of training samples as the loader delivers them (decoded, augmented
+// by `augment`, letterboxed to imgsz), boxes and class names drawn, written as a PNG.
+struct AugmentPreviewRequest {
+  const Dataset* dataset = nullptr;  // read by the caller; must stay alive during the call
+  std::string split = "train";       // which split's images
+  AugmentConfig augment;             // the recipe
+  bool augmented = true;             // false: letterbox only, as validation sees the images
+  int64_t imgsz = 416;               // tile size
+  int64_t images = 16;               // samples in the grid
+  int64_t columns = 4;               // tiles per row
+  int64_t seed = 0;                  // as the run's seed: the same seed shows the same samples
+  int64_t epoch = 0;                 // which epoch's samples (mosaic is off in the last close_mosaic ones)
+  int64_t epochs = 0;                // run length, for close_mosaic (0: mosaic never switched off)
+  std::string out;                   // PNG path
+};
+
+struct AugmentPreviewResult {
+  int width = 0, height = 0;               // of the PNG
+  int64_t samples = 0;                     // tiles drawn
+  int64_t boxes = 0;                       // boxes drawn
+  int64_t skipped = 0;                     // samples left out because their image could not be read
+  std::vector<std::string> bad_files;      // every unreadable image met (mosaic partners too), each once
+};
+
 // The plugin's interface. Methods translate LibTorch errors into detkit::Error subclasses.
 class TorchPlugin {
  public:
@@ -49,10 +78,13 @@ class TorchPlugin {
   virtual void set_threads(int threads) = 0;
   // Runs the smoke test on `device` ("cuda:N" or "cpu"). Never throws for a failing stage.
   virtual TorchSmokeResult smoke_test(const std::string& device) = 0;
+  // Writes the preview grid. Throws UsageError (unknown split, no request.dataset), DataError (no image
+  // of the split could be read), RunError (the PNG cannot be written).
+  virtual AugmentPreviewResult augment_preview(const AugmentPreviewRequest& request) = 0;
 };
 
 // Bumped whenever TorchPlugin changes, so a stale plugin is refused instead of crashing.
-constexpr int kTorchPluginApiVersion = 2;
+constexpr int kTorchPluginApiVersion = 3;
 
 // Where the plugin is looked for: DETKIT_TORCH_PLUGIN when set, else ../lib/libdetkit_torch.so beside the
 // executable.

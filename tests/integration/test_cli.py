@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 DETKIT = os.environ.get("DETKIT", str(Path(__file__).resolve().parents[2] / "build" / "bin" / "detkit"))
-COMMANDS = ["doctor", "explain", "synth", "check", "convert", "config", "eval", "version"]
+COMMANDS = ["doctor", "explain", "synth", "check", "convert", "augment", "config", "eval", "version"]
 
 
 def run(*args, env=None, check=None):
@@ -352,6 +352,61 @@ class Eval(unittest.TestCase):
             p = run("eval", "--gt", str(gt), "--detections", str(dt))
             self.assertEqual(p.returncode, 4, p.stderr)
             self.assertIn(str(dt), p.stderr)
+
+
+def png_size(path):
+    """(width, height) from a PNG's IHDR chunk, checking the signature."""
+    data = Path(path).read_bytes()[:24]
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        raise AssertionError(f"{path} is not a PNG")
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+class Augment(unittest.TestCase):
+    """`detkit augment --preview`: the loader's augmented samples drawn as a PNG grid."""
+
+    def test_preview_grid_is_written_with_the_expected_size(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            run("synth", "--out", f"{tmp}/shapes", "--format", "yolo", "--train", "10", "--val", "2", check=0)
+            p = run("augment", f"{tmp}/shapes", "--preview", f"{tmp}/p.png", "--samples", "5", "--columns", "3",
+                    "imgsz=128", "seed=4", check=0)
+            # 3 columns x 2 rows of 128 px tiles with 4 px gaps around each.
+            self.assertEqual(png_size(f"{tmp}/p.png"), (3 * 128 + 4 * 4, 2 * 128 + 3 * 4))
+            self.assertIn(f"wrote {tmp}/p.png: 400x268, 5 samples at 128 px", p.stdout)
+            # The same seed gives the same picture; another seed another one.
+            run("augment", f"{tmp}/shapes", "--preview", f"{tmp}/same.png", "--samples", "5", "--columns", "3",
+                "imgsz=128", "seed=4", "--threads", "1", check=0)
+            self.assertEqual(Path(f"{tmp}/p.png").read_bytes(), Path(f"{tmp}/same.png").read_bytes())
+            run("augment", f"{tmp}/shapes", "--preview", f"{tmp}/other.png", "--samples", "5", "--columns", "3",
+                "imgsz=128", "seed=5", check=0)
+            self.assertNotEqual(Path(f"{tmp}/p.png").read_bytes(), Path(f"{tmp}/other.png").read_bytes())
+            # Validation view (letterbox only), and the val split.
+            run("augment", f"{tmp}/shapes", "--preview", f"{tmp}/val.png", "--split", "val", "--no-augment",
+                "imgsz=64", check=0)
+            self.assertEqual(png_size(f"{tmp}/val.png"), (2 * 64 + 3 * 4, 64 + 2 * 4))
+
+    def test_unreadable_images_are_named_and_skipped(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            run("synth", "--out", f"{tmp}/shapes", "--train", "6", "--val", "1", check=0)
+            victim = sorted(Path(f"{tmp}/shapes/images/train").iterdir())[0]
+            victim.write_bytes(b"\xff\xd8\xff not a jpeg")
+            p = run("augment", f"{tmp}/shapes", "--preview", f"{tmp}/p.png", "--samples", "6", "imgsz=64",
+                    "augment.mosaic=0", check=0)
+            self.assertIn("skipped 1 unreadable samples", p.stdout)
+            self.assertIn(f"unreadable: {victim}", p.stdout)
+            self.assertIn(f"skipping {victim}", p.stderr)
+            self.assertEqual(png_size(f"{tmp}/p.png"), (4 * 64 + 5 * 4, 2 * 64 + 3 * 4))  # 5 samples left
+
+    def test_usage_errors(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            run("synth", "--out", f"{tmp}/shapes", "--train", "2", "--val", "1", check=0)
+            p = run("augment", f"{tmp}/shapes", check=2)
+            self.assertIn("--preview", p.stderr)
+            p = run("augment", f"{tmp}/shapes", "--preview", f"{tmp}/p.png", "--split", "test", check=2)
+            self.assertIn("the dataset has no split 'test'", p.stderr)
+            self.assertIn("train", p.stderr)
+            run("augment", f"{tmp}/shapes", "--preview", f"{tmp}/p.png", "augment.mosaic=2", check=2)
+            self.assertFalse(Path(f"{tmp}/p.png").exists())
 
 
 class Check(unittest.TestCase):

@@ -110,3 +110,10 @@ TEST(Options, RequiredPositionalsAndOverrides) {
   none.positionals("DATASET", "dataset path", &inputs, 1, 1);
   EXPECT_THROW_WITH(none.parse({}), UsageError, "'detkit tool' needs DATASET", "usage: detkit tool DATASET");
 }
+
+TEST(Options, DeclaringANameTwiceIsABugCaughtAtOnce) {
+  int64_t a = 0, b = 0;
+  OptionSet set("detkit demo", "t");
+  set.add("--count", &a, "first");
+  EXPECT_THROW_WITH(set.add("--count", &b, "second"), InternalError, "detkit demo declares --count twice", "report");
+}

@@ -7,6 +7,7 @@
 #include <cmath>
 
 
+#include "augment/preview.h"
 #include "core/text.h"
 #include "core/torch/compat.h"
 #include "core/torch/runtime.h"
@@ -107,6 +108,10 @@ class LibTorchPlugin final : public TorchPlugin {
   }
 
   TorchSmokeResult smoke_test(const std::string& device) override { return run_smoke(device); }
+
+  AugmentPreviewResult augment_preview(const AugmentPreviewRequest& request) override {
+    return guard_torch("making the augmentation preview", [&] { return augment::write_preview(request); });
+  }
 
   void set_threads(int threads) override {
     guard_torch("setting the number of CPU threads", [threads] {

@@ -1,0 +1,313 @@
+#include "augment/loader.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Context.h>
+#include <c10/core/Device.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/text.h"
+#include "core/threads.h"
+#include "data/image_io.h"
+
+namespace detkit::augment {
+
+namespace {
+
+// The size an image takes with its longer side scaled to `imgsz` (at least 1 x 1).
+std::pair<int64_t, int64_t> training_size(int64_t width, int64_t height, int64_t imgsz) {
+  const double r = static_cast<double>(imgsz) / static_cast<double>(std::max(width, height));
+  return {std::clamp<int64_t>(std::llround(static_cast<double>(width) * r), 1, imgsz),
+          std::clamp<int64_t>(std::llround(static_cast<double>(height) * r), 1, imgsz)};
+}
+
+c10::Device parse_device(const std::string& text) {
+  try {
+    return c10::Device(text);
+  } catch (const std::exception&) {
+    throw UsageError({"invalid loader device '" + text + "'", "", "use cpu, cuda or cuda:N"});
+  }
+}
+
+}  // namespace
+
+uint64_t available_ram_bytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  uint64_t value = 0;
+  std::string unit;
+  while (in >> key >> value) {
+    std::getline(in, unit);
+    if (key == "MemAvailable:") return value * 1024;
+  }
+  return 0;
+}
+
+CachePlan plan_ram_cache(const Split& split, int64_t imgsz) {
+  CachePlan plan;
+  plan.images = static_cast<int64_t>(split.images.size());
+  for (const auto& record : split.images) {
+    int64_t w = record.width, h = record.height;
+    if (w <= 0 || h <= 0) {
+      try {
+        const ImageInfo info = probe_image(fs::path(split.image_dir) / record.file_name);
+        w = info.width, h = info.height;
+      } catch (const DataError&) {
+        w = h = imgsz;  // unreadable: the loader will skip it, but plan for the worst
+      }
+    }
+    const auto [tw, th] = training_size(w, h, imgsz);
+    plan.bytes += static_cast<uint64_t>(tw) * static_cast<uint64_t>(th) * 3;
+  }
+  return plan;
+}
+
+Loader::Loader(const Dataset& dataset, const Split& split, LoaderOptions options)
+    : options_(std::move(options)), records_(split.images), image_dir_(split.image_dir) {
+  if (options_.imgsz < 8) throw UsageError({"loader image size must be at least 8 pixels"});
+  if (options_.batch < 1) throw UsageError({"loader batch size must be at least 1"});
+  if (options_.workers <= 0) options_.workers = thread_count();
+  if (options_.prefetch <= 0) options_.prefetch = 2 * options_.workers;
+  const c10::Device device = parse_device(options_.device);
+  if (device.is_cuda() && !at::globalContext().hasCUDA())
+    throw EnvironmentError({"the loader was asked for device '" + options_.device + "' but LibTorch sees no CUDA device",
+                            "", "use device: cpu, or run 'detkit doctor' to see why CUDA is not available"});
+  // Category ids become 0-based class indices once, here; boxes of unknown classes and crowd regions are
+  // not training targets (`detkit check` reports the former).
+  for (auto& record : records_) {
+    std::vector<Annotation> kept;
+    for (auto a : record.annotations) {
+      const int64_t cls = dataset.category_index(a.category_id);
+      if (cls < 0 || a.iscrowd) continue;
+      a.category_id = cls;
+      kept.push_back(a);
+    }
+    record.annotations = std::move(kept);
+  }
+  if (options_.cache_ram) {
+    cache_plan_ = plan_ram_cache(split, options_.imgsz);
+    cache_plan_.available = options_.available_ram ? options_.available_ram : available_ram_bytes();
+    log_info("cache: ram will hold ", cache_plan_.images, " images at ", options_.imgsz, " px: ",
+             format_bytes(cache_plan_.bytes), " (", format_bytes(cache_plan_.available), " available)");
+    // 10 % stays free for the model, the batches in flight and everything else on the machine.
+    if (cache_plan_.available == 0 || static_cast<double>(cache_plan_.bytes) > 0.9 * static_cast<double>(cache_plan_.available))
+      throw ConfigError({"cache: ram needs " + format_bytes(cache_plan_.bytes) + " for " +
+                             std::to_string(cache_plan_.images) + " images at imgsz " + std::to_string(options_.imgsz) +
+                             ", more than 90 % of the " + format_bytes(cache_plan_.available) + " of RAM available",
+                         "", "set cache: none (images are then decoded every epoch), lower imgsz, or free memory"});
+    cache_.resize(records_.size());
+  }
+}
+
+Loader::~Loader() { stop_workers(); }
+
+int64_t Loader::batches_per_epoch() const {
+  const int64_t n = size();
+  return options_.drop_last ? n / options_.batch : (n + options_.batch - 1) / options_.batch;
+}
+
+Sample Loader::load(int64_t index) {
+  DETKIT_ASSERT(index >= 0 && index < size(), "sample index out of range");
+  if (options_.cache_ram) {
+    std::lock_guard<std::mutex> lock(cache_mutex_);
+    if (cache_[index]) return *cache_[index];
+  }
+  const ImageRecord& record = records_[static_cast<std::size_t>(index)];
+  const fs::path path = image_dir_ / record.file_name;
+  DecodeOptions decode;
+  // A JPEG much larger than imgsz is decoded at 1/2, 1/4 or 1/8 scale in the DCT (far cheaper), never
+  // below the training size.
+  if (record.width > 0 && record.height > 0) {
+    const auto [tw, th] = training_size(record.width, record.height, options_.imgsz);
+    decode.target_width = static_cast<int>(tw);
+    decode.target_height = static_cast<int>(th);
+  } else {
+    decode.target_width = decode.target_height = static_cast<int>(options_.imgsz);
+  }
+  const DecodedImage decoded = decode_image(path, decode);
+  const int64_t w = decoded.image.width, h = decoded.image.height;
+  // Boxes are in pixels of the full displayed image; the decoded one may be smaller (DCT scaling).
+  const double sx = static_cast<double>(w) / decoded.info.width, sy = static_cast<double>(h) / decoded.info.height;
+  std::vector<float> boxes;
+  std::vector<int64_t> labels;
+  for (const auto& a : record.annotations) {
+    const Box b = a.box.convert(BoxFormat::xyxy);
+    if (!b.is_finite()) continue;
+    boxes.insert(boxes.end(), {static_cast<float>(b.a * sx), static_cast<float>(b.b * sy), static_cast<float>(b.c * sx),
+                               static_cast<float>(b.d * sy)});
+    labels.push_back(a.category_id);
+  }
+  at::Tensor pixels = at::empty({3, h, w}, at::kByte);
+  pixels.copy_(at::from_blob(const_cast<uint8_t*>(decoded.image.pixels.data()), {h, w, 3}, at::kByte).permute({2, 0, 1}));
+  const auto n = static_cast<int64_t>(labels.size());
+  const Sample full = make_sample(pixels, at::from_blob(boxes.data(), {n, 4}, at::kFloat).clone(),
+                                  at::from_blob(labels.data(), {n}, at::kLong).clone());
+  // LibTorch's antialiased bilinear kernel (PIL's filter) is several times faster than the scalar
+  // resize_bilinear of data/raster, and it is the same op the augmentations use.
+  const auto [tw, th] = training_size(w, h, options_.imgsz);
+  Sample sample = resize(full, tw, th);
+  if (options_.cache_ram) {
+    std::lock_guard<std::mutex> lock(cache_mutex_);
+    cache_[index] = sample;
+  }
+  return sample;
+}
+
+Sample Loader::sample(int64_t epoch, int64_t index) {
+  if (!options_.augment) return letterbox(load(index), options_.imgsz).sample;
+  RecipeOptions recipe;
+  recipe.config = options_.recipe;
+  recipe.size = options_.imgsz;
+  recipe.mosaic = !(options_.epochs > 0 && epoch >= options_.epochs - options_.recipe.close_mosaic);
+  Rng rng = Rng::for_sample(options_.seed, epoch, index);
+  return apply_recipe(index, size(), [this](int64_t i) { return load(i); }, recipe, rng,
+                      [this](int64_t i, const std::exception& e) { note_bad_file(i, e); });
+}
+
+void Loader::note_bad_file(int64_t index, const std::exception& error) {
+  const std::string file = (image_dir_ / records_[static_cast<std::size_t>(index)].file_name).string();
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++stats_.skipped;
+  if (bad_set_.insert(file).second) {
+    stats_.bad_files.push_back(file);
+    const auto* detkit_error = dynamic_cast<const Error*>(&error);
+    log_warn("skipping ", file, ": ", detkit_error ? detkit_error->message() : std::string(error.what()));
+  }
+}
+
+void Loader::start_epoch(int64_t epoch) {
+  stop_workers();
+  std::lock_guard<std::mutex> lock(mutex_);
+  epoch_ = epoch;
+  order_.resize(records_.size());
+  for (std::size_t i = 0; i < order_.size(); ++i) order_[i] = static_cast<int64_t>(i);
+  if (options_.shuffle) {
+    // Fisher-Yates from the epoch's own stream (index -1 is never a sample's).
+    Rng rng = Rng::for_sample(options_.seed, epoch, -1);
+    for (std::size_t i = order_.size(); i > 1; --i)
+      std::swap(order_[i - 1], order_[static_cast<std::size_t>(rng.below(static_cast<int64_t>(i)))]);
+  }
+  batch_count_ = batches_per_epoch();
+  next_claim_ = consumed_ = 0;
+  stop_ = false;
+  failure_ = nullptr;
+  ready_.clear();
+  for (int64_t i = 0; i < options_.workers; ++i) threads_.emplace_back([this] { worker_main(); });
+}
+
+void Loader::stop_workers() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  changed_.notify_all();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+}
+
+void Loader::worker_main() {
+  for (;;) {
+    int64_t number;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      changed_.wait(lock, [this] { return stop_ || next_claim_ >= batch_count_ || next_claim_ < consumed_ + options_.prefetch; });
+      if (stop_ || next_claim_ >= batch_count_) return;
+      number = next_claim_++;
+    }
+    try {
+      Batch batch = build_batch(number);
+      std::lock_guard<std::mutex> lock(mutex_);
+      ready_.emplace(number, std::move(batch));
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!failure_) failure_ = std::current_exception();
+      stop_ = true;
+    }
+    changed_.notify_all();
+  }
+}
+
+Batch Loader::build_batch(int64_t number) {
+  Batch batch;
+  batch.epoch = epoch_;
+  batch.number = number;
+  const int64_t begin = number * options_.batch, end = std::min(begin + options_.batch, size());
+  std::vector<Sample> samples;
+  for (int64_t p = begin; p < end; ++p) {
+    const int64_t index = order_[static_cast<std::size_t>(p)];
+    try {
+      samples.push_back(sample(epoch_, index));
+      batch.indices.push_back(index);
+    } catch (const DataError& e) {
+      note_bad_file(index, e);
+      ++batch.skipped;
+    }
+  }
+  const int64_t s = options_.imgsz;
+  const bool pinned = parse_device(options_.device).is_cuda();
+  batch.images = at::empty({static_cast<int64_t>(samples.size()), 3, s, s},
+                           at::TensorOptions().dtype(at::kByte).pinned_memory(pinned));
+  std::vector<at::Tensor> targets;
+  for (std::size_t i = 0; i < samples.size(); ++i) {
+    batch.images[static_cast<int64_t>(i)].copy_(samples[i].image);
+    const auto& b = samples[i].boxes;
+    if (b.size(0) == 0) continue;
+    targets.push_back(at::cat({at::full({b.size(0), 1}, static_cast<double>(i), b.options()),
+                               samples[i].labels.to(at::kFloat).unsqueeze(1), b},
+                              1));
+  }
+  batch.targets = targets.empty() ? at::zeros({0, 6}, at::kFloat) : at::cat(targets, 0);
+  if (pinned) batch.targets = batch.targets.pin_memory();
+  return batch;
+}
+
+std::optional<Batch> Loader::next() {
+  int64_t carried_skips = 0;  // from batches left out because every sample failed
+  for (;;) {
+    const auto start = std::chrono::steady_clock::now();
+    std::unique_lock<std::mutex> lock(mutex_);
+    DETKIT_ASSERT(epoch_ >= 0, "Loader::next() called before start_epoch()");
+    if (consumed_ >= batch_count_) return std::nullopt;
+    changed_.wait(lock, [this] { return failure_ || ready_.count(consumed_) > 0; });
+    if (failure_) {
+      const auto failure = failure_;
+      lock.unlock();
+      stop_workers();
+      std::rethrow_exception(failure);
+    }
+    Batch batch = std::move(ready_.at(consumed_));
+    ready_.erase(consumed_);
+    ++consumed_;
+    batch.wait_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    ++stats_.batches;
+    stats_.wait_seconds += batch.wait_seconds;
+    stats_.samples += static_cast<int64_t>(batch.indices.size());
+    lock.unlock();
+    changed_.notify_all();
+    if (batch.indices.empty()) {  // every sample failed: logged; counted in the next batch returned
+      carried_skips += batch.skipped;
+      continue;
+    }
+    batch.skipped += carried_skips;
+    const c10::Device device = parse_device(options_.device);
+    if (device.is_cuda()) {
+      // Pinned source + non_blocking: the copy is queued on the current stream and overlaps host work.
+      batch.images = batch.images.to(device, /*non_blocking=*/true);
+      batch.targets = batch.targets.to(device, /*non_blocking=*/true);
+    }
+    return batch;
+  }
+}
+
+LoaderStats Loader::stats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return stats_;
+}
+
+}  // namespace detkit::augment

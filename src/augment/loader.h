@@ -1,0 +1,147 @@
+// The training data loader (torch side): worker threads decode and augment batches ahead of training into
+// a bounded queue; the trainer takes them in order with next().
+//
+// Guarantees
+//   - Deterministic: sample `index` of `epoch` is augmented with Rng::for_sample(seed, epoch, index) and the
+//     epoch's order is a shuffle seeded by (seed, epoch); batches are delivered in order. So the same seed
+//     gives the same batches whatever the number of workers or how fast each runs.
+//   - Bounded: at most `prefetch` batches are decoded ahead of the one the trainer is waiting for.
+//   - A sample whose image cannot be read (missing, corrupt, truncated: a DataError) is logged once with
+//     its file name, left out of its batch and counted (Batch::skipped, LoaderStats); a mosaic or mixup
+//     partner that cannot be read leaves its tile grey. Any other failure in a worker stops the workers and
+//     is rethrown by next(), on the caller's thread. next() never waits forever: every worker outcome
+//     (a batch, a failure) wakes it.
+//   - cache: ram keeps each decoded image at training size (longer side imgsz). Its memory is computed
+//     when the loader is built, from the declared image sizes (headers are read where none is declared),
+//     logged, and refused with a ConfigError when it is more than 90 % of the available RAM.
+//   - CUDA: batches are collated into pinned host memory and copied with non_blocking, so the copy
+//     overlaps the next step; on the CPU they are returned as collated.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "augment/augment.h"
+#include "core/fs.h"
+#include "core/run_config.h"
+#include "data/dataset.h"
+
+namespace detkit::augment {
+
+struct LoaderOptions {
+  int64_t imgsz = 640;           // images are delivered imgsz x imgsz
+  int64_t batch = 16;            // images per batch
+  int64_t workers = 0;           // decoding threads (0: thread_count())
+  int64_t prefetch = 0;          // batches prepared ahead (0: two per worker)
+  uint64_t seed = 0;             // shuffling and augmentation
+  bool shuffle = true;           // a new order each epoch (else dataset order)
+  bool augment = true;           // the training recipe; false: letterbox only (validation)
+  bool drop_last = false;        // leave out a last, smaller batch
+  int64_t epochs = 0;            // run length, for close_mosaic (0: mosaic never switched off)
+  AugmentConfig recipe;          // the augmentation knobs
+  bool cache_ram = false;        // keep decoded images at training size in RAM
+  uint64_t available_ram = 0;    // bytes the cache may compare against (0: MemAvailable from /proc/meminfo)
+  std::string device = "cpu";    // where next() delivers batches: "cpu", "cuda", "cuda:N"
+};
+
+struct Batch {
+  at::Tensor images;              // uint8 [B, 3, imgsz, imgsz] on the loader's device
+  at::Tensor targets;             // float32 [M, 6]: image position in the batch, class, x1, y1, x2, y2 (pixels)
+  std::vector<int64_t> indices;   // the image of each position, as an index into the split's images
+  int64_t epoch = 0;
+  int64_t number = 0;             // position of this batch in the epoch
+  int64_t skipped = 0;            // samples left out because their image could not be read (including those
+                                  // of preceding batches that were left out whole)
+  double wait_seconds = 0;        // how long next() waited for this batch (data-wait time of the step)
+};
+
+struct LoaderStats {
+  int64_t batches = 0;
+  int64_t samples = 0;
+  int64_t skipped = 0;                 // sample loads that failed (a bad file counts each time it is met)
+  double wait_seconds = 0;             // total time next() waited
+  std::vector<std::string> bad_files;  // each unreadable image once, in the order found
+};
+
+struct CachePlan {
+  int64_t images = 0;
+  uint64_t bytes = 0;      // pixels at training size, all images
+  uint64_t available = 0;  // RAM available when planned
+};
+
+// The memory a RAM cache of `split` at `imgsz` takes: for each image, its pixels with the longer side
+// scaled to imgsz (declared sizes; the header is read when none is declared or the file cannot be probed,
+// in which case imgsz x imgsz is assumed).
+CachePlan plan_ram_cache(const Split& split, int64_t imgsz);
+
+// MemAvailable from /proc/meminfo in bytes (0 when unreadable).
+uint64_t available_ram_bytes();
+
+class Loader {
+ public:
+  // Reads `split` of `dataset` (copied: the loader owns what it needs). Throws UsageError for invalid
+  // options and ConfigError when the RAM cache would not fit.
+  Loader(const Dataset& dataset, const Split& split, LoaderOptions options);
+  ~Loader();
+  Loader(const Loader&) = delete;
+  Loader& operator=(const Loader&) = delete;
+
+  int64_t size() const { return static_cast<int64_t>(records_.size()); }
+  int64_t batches_per_epoch() const;
+  const CachePlan& cache_plan() const { return cache_plan_; }
+
+  // Starts preparing `epoch` (stopping any epoch in progress).
+  void start_epoch(int64_t epoch);
+  // The next batch of the epoch in order, or nullopt when the epoch is done. Batches whose samples all
+  // failed are not returned (they are counted). Rethrows a worker's failure.
+  std::optional<Batch> next();
+  LoaderStats stats() const;
+
+  // Sample `index` decoded, boxes in pixels, longer side imgsz (from the cache when on). Throws DataError
+  // naming the file when the image cannot be read.
+  Sample load(int64_t index);
+  // Sample `index` of `epoch` as the recipe makes it (what a batch holds), without the loader's threads.
+  Sample sample(int64_t epoch, int64_t index);
+
+ private:
+  void stop_workers();
+  void worker_main();
+  Batch build_batch(int64_t number);
+  void note_bad_file(int64_t index, const std::exception& error);
+
+  LoaderOptions options_;
+  std::vector<ImageRecord> records_;  // annotations' category_id replaced by the 0-based class index
+  fs::path image_dir_;
+  CachePlan cache_plan_;
+
+  std::mutex cache_mutex_;
+  std::vector<std::optional<Sample>> cache_;
+
+  // Epoch state, guarded by mutex_.
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<std::thread> threads_;
+  int64_t epoch_ = -1;
+  bool mosaic_on_ = true;
+  std::vector<int64_t> order_;
+  int64_t batch_count_ = 0;
+  int64_t next_claim_ = 0;
+  int64_t consumed_ = 0;
+  bool stop_ = false;
+  std::exception_ptr failure_;
+  std::map<int64_t, Batch> ready_;
+  std::set<std::string> bad_set_;
+  LoaderStats stats_;
+};
+
+}  // namespace detkit::augment

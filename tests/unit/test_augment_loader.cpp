@@ -1,0 +1,244 @@
+// The data loader on synthetic datasets: deterministic whatever the worker count, collation with a variable
+// number of boxes, per-epoch shuffling, corrupt files skipped and named, the RAM cache's plan and refusal.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+
+#include "augment/loader.h"
+#include "data/formats_read.h"
+#include "data/synth.h"
+#include "test_util.h"
+
+using namespace detkit;
+using namespace detkit::augment;
+using detkit::testing::TempDir;
+
+namespace {
+
+DatasetSource synth_dataset(const TempDir& dir, int64_t train_images = 10) {
+  SynthOptions o;
+  o.seed = 3;
+  o.train_images = train_images;
+  o.val_images = 2;
+  o.sizes = {"96x64", "64x96", "80x80"};
+  o.max_objects = 5;
+  generate_synthetic_dataset(o, dir / "coco");
+  return read_dataset(dir / "coco");
+}
+
+const Split& train(const DatasetSource& source) {
+  for (const auto& s : source.dataset.splits)
+    if (s.name == "train") return s;
+  throw std::runtime_error("no train split");
+}
+
+LoaderOptions small_options(int64_t workers) {
+  LoaderOptions o;
+  o.imgsz = 64;
+  o.batch = 4;
+  o.workers = workers;
+  o.seed = 9;
+  o.recipe.mixup = 0.3;
+  return o;
+}
+
+std::vector<Batch> epoch(Loader& loader, int64_t e) {
+  loader.start_epoch(e);
+  std::vector<Batch> out;
+  while (auto b = loader.next()) out.push_back(std::move(*b));
+  return out;
+}
+
+}  // namespace
+
+TEST(Loader, CollatesVariableBoxCountsIntoTargets) {
+  TempDir dir;
+  const DatasetSource source = synth_dataset(dir);
+  Loader loader(source.dataset, train(source), small_options(2));
+  EXPECT_EQ(loader.batches_per_epoch(), 3);
+  const auto batches = epoch(loader, 0);
+  ASSERT_EQ(batches.size(), 3u);
+  std::vector<int64_t> seen;
+  for (const auto& b : batches) {
+    const int64_t n = b.images.size(0);
+    EXPECT_EQ(b.images.sizes(), (at::IntArrayRef{n, 3, 64, 64}));
+    EXPECT_EQ(b.images.scalar_type(), at::kByte);
+    ASSERT_EQ(b.targets.dim(), 2);
+    ASSERT_EQ(b.targets.size(1), 6);
+    EXPECT_EQ(static_cast<int64_t>(b.indices.size()), n);
+    if (b.targets.size(0) > 0) {
+      EXPECT_GE(b.targets.select(1, 0).min().item<float>(), 0);
+      EXPECT_LT(b.targets.select(1, 0).max().item<float>(), n);
+      EXPECT_GE(b.targets.select(1, 1).min().item<float>(), 0);
+      EXPECT_LT(b.targets.select(1, 1).max().item<float>(), 5);
+      const auto boxes = b.targets.slice(1, 2, 6);
+      EXPECT_GE(boxes.min().item<float>(), 0);
+      EXPECT_LE(boxes.max().item<float>(), 64);
+      EXPECT_TRUE((boxes.select(1, 2) > boxes.select(1, 0)).all().item<bool>());
+    }
+    EXPECT_GE(b.wait_seconds, 0);
+    seen.insert(seen.end(), b.indices.begin(), b.indices.end());
+  }
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(seen, (std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));  // each image once per epoch
+  const LoaderStats stats = loader.stats();
+  EXPECT_EQ(stats.samples, 10);
+  EXPECT_EQ(stats.skipped, 0);
+}
+
+TEST(Loader, SameSeedSameBatchesWhateverTheWorkerCount) {
+  TempDir dir;
+  const DatasetSource source = synth_dataset(dir);
+  Loader one(source.dataset, train(source), small_options(1));
+  Loader three(source.dataset, train(source), small_options(3));
+  for (int64_t e = 0; e < 2; ++e) {
+    const auto a = epoch(one, e), b = epoch(three, e);
+    ASSERT_EQ(a.size(), b.size());
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      EXPECT_EQ(a[i].indices, b[i].indices);
+      EXPECT_TRUE(at::equal(a[i].images, b[i].images)) << "epoch " << e << " batch " << i;
+      EXPECT_TRUE(at::equal(a[i].targets, b[i].targets)) << "epoch " << e << " batch " << i;
+    }
+  }
+  // A new epoch is a new order (and new augmentation), and still every image once.
+  const auto e0 = epoch(one, 0), e1 = epoch(one, 1);
+  std::vector<int64_t> o0, o1;
+  for (const auto& b : e0) o0.insert(o0.end(), b.indices.begin(), b.indices.end());
+  for (const auto& b : e1) o1.insert(o1.end(), b.indices.begin(), b.indices.end());
+  EXPECT_NE(o0, o1);
+  std::sort(o1.begin(), o1.end());
+  std::sort(o0.begin(), o0.end());
+  EXPECT_EQ(o0, o1);
+  // A different seed augments differently.
+  LoaderOptions other = small_options(1);
+  other.seed = 10;
+  Loader seeded(source.dataset, train(source), other);
+  EXPECT_FALSE(at::equal(epoch(seeded, 0)[0].images, e0[0].images));
+}
+
+TEST(Loader, LoadScalesBoxesWithTheImage) {
+  TempDir dir;
+  const DatasetSource source = synth_dataset(dir);
+  const Split& split = train(source);
+  Loader loader(source.dataset, split, small_options(1));
+  for (int64_t i = 0; i < loader.size(); ++i) {
+    const Sample s = loader.load(i);
+    const auto& record = split.images[static_cast<std::size_t>(i)];
+    EXPECT_EQ(std::max(s.width(), s.height()), 64);
+    // Each axis scales by the ratio of the sizes in whole pixels (64x96 becomes 43x64: 43/64 across).
+    const double sx = static_cast<double>(s.width()) / static_cast<double>(record.width);
+    const double sy = static_cast<double>(s.height()) / static_cast<double>(record.height);
+    ASSERT_EQ(s.box_count(), static_cast<int64_t>(record.annotations.size()));
+    for (int64_t k = 0; k < s.box_count(); ++k) {
+      const Box& b = record.annotations[static_cast<std::size_t>(k)].box;
+      EXPECT_NEAR(s.boxes[k][0].item<double>(), b.a * sx, 1e-3);
+      EXPECT_NEAR(s.boxes[k][1].item<double>(), b.b * sy, 1e-3);
+      EXPECT_NEAR(s.boxes[k][2].item<double>(), b.c * sx, 1e-3);
+      EXPECT_NEAR(s.boxes[k][3].item<double>(), b.d * sy, 1e-3);
+      EXPECT_EQ(s.labels[k].item<int64_t>(),
+                source.dataset.category_index(record.annotations[static_cast<std::size_t>(k)].category_id));
+    }
+  }
+}
+
+TEST(Loader, CorruptImageIsNamedSkippedAndCounted) {
+  TempDir dir;
+  const DatasetSource source = synth_dataset(dir);
+  const Split& split = train(source);
+  const fs::path bad = fs::path(split.image_dir) / split.images[3].file_name;
+  {
+    std::ofstream out(bad, std::ios::binary | std::ios::trunc);
+    out << "\xff\xd8\xff\xe0 this is not a JPEG any more";
+  }
+  LoaderOptions o = small_options(2);
+  o.recipe.mosaic = 0;  // so the bad file is only met as a sample of its own
+  o.recipe.mixup = 0;
+  Loader loader(source.dataset, split, o);
+  for (int64_t e = 0; e < 2; ++e) {
+    const auto batches = epoch(loader, e);
+    int64_t samples = 0, skipped = 0;
+    for (const auto& b : batches) {
+      samples += static_cast<int64_t>(b.indices.size());
+      skipped += b.skipped;
+      EXPECT_EQ(std::count(b.indices.begin(), b.indices.end(), 3), 0);
+    }
+    EXPECT_EQ(samples, 9);
+    EXPECT_EQ(skipped, 1);
+  }
+  const LoaderStats stats = loader.stats();
+  EXPECT_EQ(stats.skipped, 2);  // met once per epoch
+  ASSERT_EQ(stats.bad_files.size(), 1u);
+  EXPECT_EQ(stats.bad_files[0], bad.string());
+  EXPECT_THROW(loader.load(3), DataError);
+}
+
+TEST(Loader, EveryImageCorruptEndsTheEpochWithoutHanging) {
+  TempDir dir;
+  const DatasetSource source = synth_dataset(dir, 5);
+  const Split& split = train(source);
+  for (const auto& r : split.images) std::ofstream(fs::path(split.image_dir) / r.file_name, std::ios::trunc) << "x";
+  Loader loader(source.dataset, split, small_options(2));
+  EXPECT_TRUE(epoch(loader, 0).empty());
+  EXPECT_EQ(loader.stats().bad_files.size(), 5u);
+}
+
+TEST(Loader, RamCacheIsPlannedAndRefusedWhenItWouldNotFit) {
+  TempDir dir;
+  const DatasetSource source = synth_dataset(dir);
+  const Split& split = train(source);
+  const CachePlan plan = plan_ram_cache(split, 64);
+  uint64_t expected = 0;
+  for (const auto& r : split.images) {
+    const double s = 64.0 / static_cast<double>(std::max(r.width, r.height));
+    expected += static_cast<uint64_t>(std::llround(r.width * s)) * static_cast<uint64_t>(std::llround(r.height * s)) * 3;
+  }
+  EXPECT_EQ(plan.bytes, expected);
+  EXPECT_EQ(plan.images, 10);
+
+  LoaderOptions o = small_options(2);
+  o.cache_ram = true;
+  o.available_ram = plan.bytes;  // the cache may take at most 90 % of what is available
+  EXPECT_THROW_WITH(Loader(source.dataset, split, o), ConfigError, "cache: ram needs", "cache: none");
+  o.available_ram = plan.bytes * 2;
+  Loader cached(source.dataset, split, o);
+  Loader plain(source.dataset, split, small_options(2));
+  for (int64_t e = 0; e < 2; ++e) {  // the second epoch reads from the cache
+    const auto a = epoch(cached, e), b = epoch(plain, e);
+    ASSERT_EQ(a.size(), b.size());
+    for (std::size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(at::equal(a[i].images, b[i].images));
+  }
+  EXPECT_GT(available_ram_bytes(), 0u);
+}
+
+TEST(Loader, MosaicIsSwitchedOffForTheLastEpochs) {
+  TempDir dir;
+  const DatasetSource source = synth_dataset(dir);
+  LoaderOptions o = small_options(1);
+  o.recipe.mosaic = 1;
+  o.recipe.mixup = 0;
+  o.recipe.close_mosaic = 2;
+  o.epochs = 5;
+  o.recipe.scale = o.recipe.translate = 0;
+  o.recipe.fliplr = 0;
+  o.recipe.hsv_h = o.recipe.hsv_s = o.recipe.hsv_v = 0;
+  Loader loader(source.dataset, train(source), o);
+  // Without mosaic and with every other knob at zero, a sample is its letterboxed image.
+  const auto plain = letterbox(loader.load(4), 64).sample;
+  EXPECT_TRUE(at::equal(loader.sample(3, 4).image, plain.image));
+  EXPECT_TRUE(at::equal(loader.sample(4, 4).image, plain.image));
+  EXPECT_FALSE(at::equal(loader.sample(2, 4).image, plain.image));
+}
+
+TEST(Loader, RejectsBadOptions) {
+  TempDir dir;
+  const DatasetSource source = synth_dataset(dir, 2);
+  LoaderOptions o = small_options(1);
+  o.device = "tpu:0";
+  EXPECT_THROW_WITH(Loader(source.dataset, train(source), o), UsageError, "invalid loader device", "cuda:N");
+  o = small_options(1);
+  o.batch = 0;
+  EXPECT_THROW(Loader(source.dataset, train(source), o), UsageError);
+}

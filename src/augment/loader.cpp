@@ -15,6 +15,7 @@
 #include "core/text.h"
 #include "core/threads.h"
 #include "data/image_io.h"
+#include "data/raster.h"
 
 namespace detkit::augment {
 
@@ -130,7 +131,15 @@ Sample Loader::load(int64_t index) {
   } else {
     decode.target_width = decode.target_height = static_cast<int>(options_.imgsz);
   }
-  const DecodedImage decoded = decode_image(path, decode);
+  DecodedImage decoded = decode_image(path, decode);
+  // Down to half size (always, after DCT scaling) two-tap bilinear misses no pixel: do it on the 8-bit
+  // image in fixed point, several times cheaper than LibTorch's float resize (3 of the 4 ms a tile took).
+  {
+    const auto [tw, th] = training_size(decoded.image.width, decoded.image.height, options_.imgsz);
+    if ((tw != decoded.image.width || th != decoded.image.height) && 2 * tw >= decoded.image.width &&
+        2 * th >= decoded.image.height)
+      decoded.image = resize_linear(decoded.image, static_cast<int>(tw), static_cast<int>(th));
+  }
   const int64_t w = decoded.image.width, h = decoded.image.height;
   // Boxes are in pixels of the full displayed image; the decoded one may be smaller (DCT scaling).
   const double sx = static_cast<double>(w) / decoded.info.width, sy = static_cast<double>(h) / decoded.info.height;
@@ -148,8 +157,8 @@ Sample Loader::load(int64_t index) {
   const auto n = static_cast<int64_t>(labels.size());
   const Sample full = make_sample(pixels, at::from_blob(boxes.data(), {n, 4}, at::kFloat).clone(),
                                   at::from_blob(labels.data(), {n}, at::kLong).clone());
-  // LibTorch's antialiased bilinear kernel (PIL's filter) is several times faster than the scalar
-  // resize_bilinear of data/raster, and it is the same op the augmentations use.
+  // Left to resize: images more than twice the training size that DCT scaling could not shrink (PNGs):
+  // LibTorch's antialiased kernel, the same op the augmentations use.
   const auto [tw, th] = training_size(w, h, options_.imgsz);
   Sample sample = resize(full, tw, th);
   if (options_.cache_ram) {

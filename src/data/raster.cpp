@@ -139,4 +139,58 @@ RgbImage resize_bilinear(const RgbImage& image, int width, int height) {
   return out;
 }
 
+namespace {
+
+// Source positions and weights along one axis for resize_linear: output i reads source x0[i] and x1[i]
+// with weight w1[i] / 2048 on x1 (half-pixel centres, clamped at the edges as LibTorch does).
+struct LinearTaps {
+  std::vector<int> x0, x1, w1;
+};
+
+LinearTaps linear_taps(int source, int target) {
+  LinearTaps taps;
+  const double scale = static_cast<double>(source) / target;
+  for (int i = 0; i < target; ++i) {
+    const double position = std::max(0.0, (i + 0.5) * scale - 0.5);
+    const int x0 = std::min(static_cast<int>(position), source - 1);
+    const int x1 = std::min(x0 + 1, source - 1);
+    taps.x0.push_back(x0);
+    taps.x1.push_back(x1);
+    taps.w1.push_back(static_cast<int>(std::lround((position - x0) * 2048)));
+  }
+  return taps;
+}
+
+}  // namespace
+
+RgbImage resize_linear(const RgbImage& image, int width, int height) {
+  RgbImage out(width, height);
+  if (image.width <= 0 || image.height <= 0) return out;
+  const LinearTaps tx = linear_taps(image.width, width), ty = linear_taps(image.height, height);
+  // Horizontal pass over the source rows the vertical pass needs, kept with 11 fraction bits.
+  std::vector<int32_t> rows(static_cast<std::size_t>(image.height) * width * 3, 0);
+  std::vector<char> needed(static_cast<std::size_t>(image.height), 0);
+  for (int y = 0; y < height; ++y) needed[ty.x0[y]] = needed[ty.x1[y]] = 1;
+  for (int sy = 0; sy < image.height; ++sy) {
+    if (!needed[sy]) continue;
+    const uint8_t* src = image.at(0, sy);
+    int32_t* dst = &rows[static_cast<std::size_t>(sy) * width * 3];
+    for (int x = 0; x < width; ++x) {
+      const uint8_t* a = src + 3 * tx.x0[x];
+      const uint8_t* b = src + 3 * tx.x1[x];
+      const int w = tx.w1[x];
+      for (int c = 0; c < 3; ++c) dst[3 * x + c] = a[c] * (2048 - w) + b[c] * w;
+    }
+  }
+  for (int y = 0; y < height; ++y) {
+    const int32_t* a = &rows[static_cast<std::size_t>(ty.x0[y]) * width * 3];
+    const int32_t* b = &rows[static_cast<std::size_t>(ty.x1[y]) * width * 3];
+    const int64_t w = ty.w1[y];
+    uint8_t* dst = out.at(0, y);
+    for (int k = 0; k < width * 3; ++k)
+      dst[k] = static_cast<uint8_t>((a[k] * (2048 - w) + b[k] * w + (int64_t{1} << 21)) >> 22);
+  }
+  return out;
+}
+
 }  // namespace detkit

@@ -46,4 +46,10 @@ RgbImage apply_orientation(const RgbImage& image, int orientation);
 // each rounded to 8 bits as PIL does.
 RgbImage resize_bilinear(const RgbImage& image, int width, int height);
 
+// Plain bilinear resampling (two taps per axis, half-pixel centres: LibTorch's upsample_bilinear2d with
+// align_corners=false), in 8-bit fixed point. For shrinking to no less than half size (or enlarging),
+// where two taps miss no source pixel; several times faster than resize_bilinear. Within one grey level
+// of LibTorch's float result. Needs width, height > 0.
+RgbImage resize_linear(const RgbImage& image, int width, int height);
+
 }  // namespace detkit

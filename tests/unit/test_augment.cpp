@@ -6,11 +6,13 @@
 
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <set>
 #include <vector>
 
 #include "augment/augment.h"
 #include "augment/draw.h"
+#include "data/raster.h"
 #include "test_util.h"
 
 using namespace detkit;
@@ -411,4 +413,25 @@ TEST(AugmentDraw, GlyphsBoxesAndColours) {
     colours.insert({c.r, c.g, c.b});
   }
   EXPECT_EQ(colours.size(), 8u);
+}
+
+// The loader's 8-bit resize is LibTorch's bilinear (align_corners=false) to within one grey level.
+TEST(ResizeLinear, MatchesLibTorchBilinearWithinOneLevel) {
+  at::manual_seed(3);
+  for (const auto& [w, h, tw, th] : std::vector<std::array<int, 4>>{{640, 480, 416, 312}, {37, 23, 20, 12}, {50, 40, 97, 81}, {9, 7, 9, 4}}) {
+    RgbImage image(w, h);
+    const at::Tensor noise = at::randint(0, 256, {h, w, 3}, at::kByte);
+    std::memcpy(image.pixels.data(), noise.data_ptr<uint8_t>(), image.pixels.size());
+    const RgbImage fast = resize_linear(image, tw, th);
+    const at::Tensor reference = at::upsample_bilinear2d(noise.permute({2, 0, 1}).unsqueeze(0).to(at::kFloat),
+                                                         std::vector<int64_t>{th, tw}, false)
+                                     .squeeze(0)
+                                     .permute({1, 2, 0})
+                                     .round()
+                                     .clamp(0, 255)
+                                     .to(at::kByte);
+    const at::Tensor got = at::from_blob(const_cast<uint8_t*>(fast.pixels.data()), {th, tw, 3}, at::kByte);
+    const int64_t worst = (got.to(at::kInt) - reference.to(at::kInt)).abs().max().item<int64_t>();
+    EXPECT_LE(worst, 1) << w << "x" << h << " -> " << tw << "x" << th;
+  }
 }

@@ -22,6 +22,7 @@ const std::vector<CommandSpec>& commands() {
       {"augment", "draw a grid of training samples as the loader augments them (boxes and class names)", run_augment},
       {"config", "resolve and validate a run configuration (YAML file + key=value overrides); list every key",
        run_config},
+      {"model", "describe a detector: parameters, GFLOPs, strides and output grids (model info)", run_model},
       {"eval", "COCO bbox evaluation of detections against ground truth, with pycocotools' exact numbers", run_eval},
       {"version", "print the versions of detkit, LibTorch and CUDA, and the devices LibTorch sees", run_version},
   };

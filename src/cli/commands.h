@@ -36,6 +36,7 @@ bool handled_help(const OptionSet& options);
 int run_synth(const std::vector<std::string>& args);
 int run_config(const std::vector<std::string>& args);
 int run_eval(const std::vector<std::string>& args);
+int run_model(const std::vector<std::string>& args);
 int run_check(const std::vector<std::string>& args);
 int run_augment(const std::vector<std::string>& args);
 int run_convert(const std::vector<std::string>& args);

@@ -47,6 +47,15 @@ struct TorchSmokeResult {
 
 // `detkit augment --preview`: a grid of training samples as the loader delivers them (decoded, augmented
 // by `augment`, letterboxed to imgsz), boxes and class names drawn, written as a PNG.
+// What `detkit model info` reports about a detector.
+struct ModelInfo {
+  int64_t parameters = 0;                     // all parameters
+  int64_t trainable = 0;                      // those the optimizer updates
+  double gflops = 0;                          // 2 x multiply-accumulates of the convolutions
+  std::vector<int64_t> strides;               // one per output level
+  std::vector<std::vector<int64_t>> grids;    // [H, W] of each level at the given imgsz
+};
+
 struct AugmentPreviewRequest {
   const Dataset* dataset = nullptr;  // read by the caller; must stay alive during the call
   std::string split = "train";       // which split's images
@@ -81,10 +90,14 @@ class TorchPlugin {
   // Writes the preview grid. Throws UsageError (unknown split, no request.dataset), DataError (no image
   // of the split could be read), RunError (the PNG cannot be written).
   virtual AugmentPreviewResult augment_preview(const AugmentPreviewRequest& request) = 0;
+
+  // Parameters, GFLOPs at imgsz x imgsz (batch 1) and output grids of a detector (`detkit model info`).
+  // Throws UsageError for an unknown model, a bad imgsz or class count.
+  virtual ModelInfo model_info(const std::string& model, int64_t classes, int64_t imgsz) = 0;
 };
 
 // Bumped whenever TorchPlugin changes, so a stale plugin is refused instead of crashing.
-constexpr int kTorchPluginApiVersion = 3;
+constexpr int kTorchPluginApiVersion = 4;
 
 // Where the plugin is looked for: DETKIT_TORCH_PLUGIN when set, else ../lib/libdetkit_torch.so beside the
 // executable.

@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 DETKIT = os.environ.get("DETKIT", str(Path(__file__).resolve().parents[2] / "build" / "bin" / "detkit"))
-COMMANDS = ["doctor", "explain", "synth", "check", "convert", "augment", "config", "eval", "version"]
+COMMANDS = ["doctor", "explain", "synth", "check", "convert", "augment", "config", "eval", "version", "model"]
 
 
 def run(*args, env=None, check=None):
@@ -599,6 +599,22 @@ class Explain(unittest.TestCase):
         p = run("explain", "/nonexistent/train.log", check=4)
         self.assertIn("error: /nonexistent/train.log: ", p.stderr)
         self.assertIn("fix: ", p.stderr)
+
+
+class Model(unittest.TestCase):
+    def test_model_info_reports_the_architecture(self):
+        info = json.loads(run("model", "info", "--model", "yolo-n", "--imgsz", "640", "--json", check=0).stdout)
+        self.assertEqual(info["parameters"], 3157200)  # the published count of this architecture at 80 classes
+        self.assertEqual(info["strides"], [8, 16, 32])
+        self.assertEqual(info["grids"], [[80, 80], [40, 40], [20, 20]])
+        out = run("model", "info", "-m", "yolo-s", "--imgsz", "416", "--classes", "3", check=0).stdout
+        self.assertIn("stride 32: 13x13 cells", out)
+        p = run("model", "info", "--model", "yolo-xl")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("fix: did you mean", p.stderr)
+        p = run("model", "info", "--imgsz", "650")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("not a positive multiple of 32", p.stderr)
 
 
 class Interrupt(unittest.TestCase):

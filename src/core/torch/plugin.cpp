@@ -12,6 +12,7 @@
 #include "core/torch/compat.h"
 #include "core/torch/runtime.h"
 #include "core/torch_plugin.h"
+#include "models/yolo.h"
 
 namespace detkit {
 
@@ -108,6 +109,19 @@ class LibTorchPlugin final : public TorchPlugin {
   }
 
   TorchSmokeResult smoke_test(const std::string& device) override { return run_smoke(device); }
+
+  ModelInfo model_info(const std::string& model, int64_t classes, int64_t imgsz) override {
+    return guard_torch("building the model", [&] {
+      const models::ModelSummary summary = models::summarize_model(model, classes, imgsz);
+      ModelInfo info;
+      info.parameters = summary.parameters;
+      info.trainable = summary.trainable;
+      info.gflops = summary.gflops;
+      info.strides = summary.strides;
+      info.grids = summary.level_shapes;
+      return info;
+    });
+  }
 
   AugmentPreviewResult augment_preview(const AugmentPreviewRequest& request) override {
     return guard_torch("making the augmentation preview", [&] { return augment::write_preview(request); });

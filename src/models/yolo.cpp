@@ -1,0 +1,231 @@
+#include "models/yolo.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/functional/activation.h>
+#include <torch/nn/functional/pooling.h>
+#include <torch/nn/functional/upsampling.h>
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/conv.h>
+
+#include <cmath>
+#include <memory>
+
+#include "core/error.h"
+#include "core/text.h"
+
+namespace detkit::models {
+
+namespace F = torch::nn::functional;
+
+namespace {
+
+// Convolutions add their cost of the current forward pass here (one counter per model).
+using FlopCounter = std::shared_ptr<double>;
+
+// Conv2d, then (unless `plain`) BatchNorm and SiLU.
+class ConvUnitImpl : public torch::nn::Module {
+ public:
+  ConvUnitImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride, FlopCounter flops, bool plain = false)
+      : in_(in), out_(out), kernel_(kernel), plain_(plain), flops_(std::move(flops)) {
+    conv_ = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, kernel)
+                                                          .stride(stride)
+                                                          .padding(kernel / 2)
+                                                          .bias(plain)));
+    if (!plain) bn_ = register_module("bn", torch::nn::BatchNorm2d(torch::nn::BatchNorm2dOptions(out).eps(1e-3).momentum(0.03)));
+  }
+  at::Tensor forward(const at::Tensor& x) {
+    at::Tensor y = conv_->forward(x);
+    *flops_ += 2.0 * static_cast<double>(kernel_ * kernel_ * in_ * out_) * static_cast<double>(y.size(2) * y.size(3));
+    return plain_ ? y : F::silu(bn_->forward(y));
+  }
+  torch::nn::Conv2d& conv() { return conv_; }
+
+ private:
+  int64_t in_, out_, kernel_;
+  bool plain_;
+  FlopCounter flops_;
+  torch::nn::Conv2d conv_{nullptr};
+  torch::nn::BatchNorm2d bn_{nullptr};
+};
+TORCH_MODULE(ConvUnit);
+
+class BottleneckImpl : public torch::nn::Module {
+ public:
+  BottleneckImpl(int64_t c, bool shortcut, const FlopCounter& flops) : shortcut_(shortcut) {
+    cv1_ = register_module("cv1", ConvUnit(c, c, 3, 1, flops));
+    cv2_ = register_module("cv2", ConvUnit(c, c, 3, 1, flops));
+  }
+  at::Tensor forward(const at::Tensor& x) {
+    const at::Tensor y = cv2_->forward(cv1_->forward(x));
+    return shortcut_ ? x + y : y;
+  }
+
+ private:
+  bool shortcut_;
+  ConvUnit cv1_{nullptr}, cv2_{nullptr};
+};
+TORCH_MODULE(Bottleneck);
+
+// CSP block with two convolutions: split the 1x1 output in halves, run bottlenecks on one half, and
+// fuse every intermediate result with a 1x1 convolution (rich gradient flow at low cost).
+class C2fImpl : public torch::nn::Module {
+ public:
+  C2fImpl(int64_t in, int64_t out, int64_t n, bool shortcut, const FlopCounter& flops) : hidden_(out / 2) {
+    cv1_ = register_module("cv1", ConvUnit(in, 2 * hidden_, 1, 1, flops));
+    cv2_ = register_module("cv2", ConvUnit((2 + n) * hidden_, out, 1, 1, flops));
+    blocks_ = register_module("m", torch::nn::ModuleList());
+    for (int64_t i = 0; i < n; ++i) blocks_->push_back(Bottleneck(hidden_, shortcut, flops));
+  }
+  at::Tensor forward(const at::Tensor& x) {
+    std::vector<at::Tensor> parts = cv1_->forward(x).chunk(2, 1);
+    for (const auto& block : *blocks_) parts.push_back(block->as<BottleneckImpl>()->forward(parts.back()));
+    return cv2_->forward(at::cat(parts, 1));
+  }
+
+ private:
+  int64_t hidden_;
+  ConvUnit cv1_{nullptr}, cv2_{nullptr};
+  torch::nn::ModuleList blocks_{nullptr};
+};
+TORCH_MODULE(C2f);
+
+// Spatial pyramid pooling, fast: three chained 5x5 max-pools see 5, 9 and 13 pixel neighbourhoods.
+class SppfImpl : public torch::nn::Module {
+ public:
+  SppfImpl(int64_t in, int64_t out, const FlopCounter& flops) {
+    cv1_ = register_module("cv1", ConvUnit(in, in / 2, 1, 1, flops));
+    cv2_ = register_module("cv2", ConvUnit(in / 2 * 4, out, 1, 1, flops));
+  }
+  at::Tensor forward(const at::Tensor& x) {
+    const auto pool = [](const at::Tensor& t) { return F::max_pool2d(t, F::MaxPool2dFuncOptions(5).stride(1).padding(2)); };
+    const at::Tensor a = cv1_->forward(x), b = pool(a), c = pool(b), d = pool(c);
+    return cv2_->forward(at::cat({a, b, c, d}, 1));
+  }
+
+ private:
+  ConvUnit cv1_{nullptr}, cv2_{nullptr};
+};
+TORCH_MODULE(Sppf);
+
+int64_t make_divisible(double x, int64_t divisor) { return static_cast<int64_t>(std::ceil(x / divisor)) * divisor; }
+
+at::Tensor upsample2(const at::Tensor& x) {
+  return F::interpolate(x, F::InterpolateFuncOptions().scale_factor(std::vector<double>{2.0, 2.0}).mode(torch::kNearest));
+}
+
+}  // namespace
+
+std::vector<std::string> yolo_scale_names() { return {"yolo-n", "yolo-s", "yolo-m"}; }
+
+YoloScale yolo_scale(const std::string& name) {
+  if (name == "yolo-n") return {name, 0.33, 0.25, 1024};
+  if (name == "yolo-s") return {name, 0.33, 0.50, 1024};
+  if (name == "yolo-m") return {name, 0.67, 0.75, 768};
+  const auto near = nearest(name, yolo_scale_names());
+  throw UsageError({cat("unknown model '", name, "'"), "",
+                    near ? cat("did you mean '", *near, "'?") : "use " + join(yolo_scale_names(), ", ")});
+}
+
+YoloDetectorImpl::YoloDetectorImpl(const YoloOptions& options) : options_(options) {
+  const YoloScale& s = options.scale;
+  const auto ch = [&](int64_t c) { return make_divisible(static_cast<double>(std::min(c, s.max_channels)) * s.width, 8); };
+  const auto depth = [&](int64_t n) { return std::max<int64_t>(1, std::llround(n * s.depth)); };
+  const FlopCounter flops = std::make_shared<double>(0.0);
+  flops_ = flops;
+  const int64_t c1 = ch(64), c2 = ch(128), c3 = ch(256), c4 = ch(512), c5 = ch(1024);
+  backbone_ = register_module("backbone", torch::nn::ModuleList());
+  backbone_->push_back(ConvUnit(3, c1, 3, 2, flops));          // stride 2
+  backbone_->push_back(ConvUnit(c1, c2, 3, 2, flops));         // 4
+  backbone_->push_back(C2f(c2, c2, depth(3), true, flops));
+  backbone_->push_back(ConvUnit(c2, c3, 3, 2, flops));         // 8: P3
+  backbone_->push_back(C2f(c3, c3, depth(6), true, flops));
+  backbone_->push_back(ConvUnit(c3, c4, 3, 2, flops));         // 16: P4
+  backbone_->push_back(C2f(c4, c4, depth(6), true, flops));
+  backbone_->push_back(ConvUnit(c4, c5, 3, 2, flops));         // 32: P5
+  backbone_->push_back(C2f(c5, c5, depth(3), true, flops));
+  backbone_->push_back(Sppf(c5, c5, flops));
+  neck_ = register_module("neck", torch::nn::ModuleList());
+  neck_->push_back(C2f(c5 + c4, c4, depth(3), false, flops));  // top-down at 16
+  neck_->push_back(C2f(c4 + c3, c3, depth(3), false, flops));  // top-down at 8: P3 out
+  neck_->push_back(ConvUnit(c3, c3, 3, 2, flops));
+  neck_->push_back(C2f(c3 + c4, c4, depth(3), false, flops));  // bottom-up at 16: P4 out
+  neck_->push_back(ConvUnit(c4, c4, 3, 2, flops));
+  neck_->push_back(C2f(c4 + c5, c5, depth(3), false, flops));  // bottom-up at 32: P5 out
+  const int64_t reg = options.reg_max, nc = options.classes;
+  const int64_t box_ch = std::max<int64_t>({16, c3 / 4, 4 * reg}), cls_ch = std::max(c3, std::min<int64_t>(nc, 100));
+  box_heads_ = register_module("box_heads", torch::nn::ModuleList());
+  cls_heads_ = register_module("cls_heads", torch::nn::ModuleList());
+  const int64_t level_channels[] = {c3, c4, c5};
+  const int64_t level_strides[] = {8, 16, 32};
+  for (int level = 0; level < 3; ++level) {
+    const int64_t c = level_channels[level];
+    torch::nn::Sequential box(ConvUnit(c, box_ch, 3, 1, flops), ConvUnit(box_ch, box_ch, 3, 1, flops),
+                              ConvUnit(box_ch, 4 * reg, 1, 1, flops, /*plain=*/true));
+    torch::nn::Sequential cls(ConvUnit(c, cls_ch, 3, 1, flops), ConvUnit(cls_ch, cls_ch, 3, 1, flops),
+                              ConvUnit(cls_ch, nc, 1, 1, flops, /*plain=*/true));
+    // Start from sensible outputs: box logits flat, class scores at about 5 objects per 640x640 image.
+    torch::NoGradGuard no_grad;
+    box[2]->as<ConvUnitImpl>()->conv()->bias.fill_(1.0);
+    const double cells = std::pow(640.0 / static_cast<double>(level_strides[level]), 2);
+    cls[2]->as<ConvUnitImpl>()->conv()->bias.fill_(std::log(5.0 / static_cast<double>(nc) / cells));
+    box_heads_->push_back(box);
+    cls_heads_->push_back(cls);
+  }
+  // The distance bins 0..reg_max-1: decoding takes the expectation of each side's distribution over them.
+  bins_ = register_parameter("bins", at::arange(reg, at::kFloat), /*requires_grad=*/false);
+}
+
+std::vector<LevelOutput> YoloDetectorImpl::forward(const at::Tensor& images) {
+  *flops_ = 0;
+  std::vector<at::Tensor> taps;  // backbone outputs at strides 8, 16, 32
+  at::Tensor x = images;
+  for (std::size_t i = 0; i < backbone_->size(); ++i) {
+    const auto& m = (*backbone_)[i];
+    if (auto conv = m->as<ConvUnitImpl>()) x = conv->forward(x);
+    else if (auto c2f = m->as<C2fImpl>()) x = c2f->forward(x);
+    else x = m->as<SppfImpl>()->forward(x);
+    if (i == 4 || i == 6 || i == 9) taps.push_back(x);
+  }
+  const auto c2f = [&](std::size_t i, const at::Tensor& t) { return (*neck_)[i]->as<C2fImpl>()->forward(t); };
+  const auto conv = [&](std::size_t i, const at::Tensor& t) { return (*neck_)[i]->as<ConvUnitImpl>()->forward(t); };
+  const at::Tensor n4 = c2f(0, at::cat({upsample2(taps[2]), taps[1]}, 1));
+  const at::Tensor p3 = c2f(1, at::cat({upsample2(n4), taps[0]}, 1));
+  const at::Tensor p4 = c2f(3, at::cat({conv(2, p3), n4}, 1));
+  const at::Tensor p5 = c2f(5, at::cat({conv(4, p4), taps[2]}, 1));
+  std::vector<LevelOutput> out;
+  const at::Tensor levels[] = {p3, p4, p5};
+  const int64_t strides[] = {8, 16, 32};
+  for (std::size_t level = 0; level < 3; ++level)
+    out.push_back({(*box_heads_)[level]->as<torch::nn::SequentialImpl>()->forward(levels[level]),
+                   (*cls_heads_)[level]->as<torch::nn::SequentialImpl>()->forward(levels[level]), strides[level]});
+  return out;
+}
+
+double YoloDetectorImpl::last_forward_flops() const { return *flops_; }
+
+ModelSummary summarize_model(const std::string& model, int64_t classes, int64_t imgsz) {
+  if (imgsz <= 0 || imgsz % 32 != 0)
+    throw UsageError({cat("image size ", imgsz, " is not a positive multiple of 32 (the largest stride)"), "",
+                      cat("use --imgsz ", std::max<int64_t>(32, (imgsz + 31) / 32 * 32))});
+  if (classes < 1) throw UsageError({cat("a detector needs at least one class; got ", classes), "", "use --classes 1 or more"});
+  YoloOptions options;
+  options.scale = yolo_scale(model);
+  options.classes = classes;
+  YoloDetector net(options);
+  net->eval();
+  ModelSummary summary;
+  for (const auto& p : net->parameters()) {
+    summary.parameters += p.numel();
+    if (p.requires_grad()) summary.trainable += p.numel();
+  }
+  torch::NoGradGuard no_grad;
+  const auto outputs = net->forward(at::zeros({1, 3, imgsz, imgsz}));
+  summary.gflops = net->last_forward_flops() / 1e9;
+  for (const auto& level : outputs) {
+    summary.strides.push_back(level.stride);
+    summary.level_shapes.push_back({level.box.size(2), level.box.size(3)});
+  }
+  return summary;
+}
+
+}  // namespace detkit::models

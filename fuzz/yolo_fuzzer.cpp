@@ -10,12 +10,11 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
-  const int64_t classes = data[0] & 0x3F;
   const bool sized = (data[0] & 0x40) != 0;
   const std::string text(reinterpret_cast<const char*>(data) + 1, size - 1);
   std::vector<detkit::Finding> findings;
   try {
-    detkit::parse_yolo_label_text(text, "fuzz.txt", classes, sized ? 640 : 0, sized ? 480 : 0, findings);
+    detkit::parse_yolo_label_text(text, "fuzz.txt", sized ? 640 : 0, sized ? 480 : 0, findings);
   } catch (const detkit::DataError&) {
   }
   return 0;

@@ -1,7 +1,6 @@
 #include "cli/dataset_options.h"
 
 #include "core/text.h"
-#include "data/image_io.h"
 
 namespace detkit::cli {
 
@@ -19,14 +18,7 @@ ReadOptions read_options(const DatasetOptions& options) {
   read.images_dir = options.images;
   for (const auto& c : split(options.classes, ','))
     if (!trim(c).empty()) read.classes.push_back(trim(c));
-  read.image_size = [](const fs::path& path) -> std::optional<std::pair<int64_t, int64_t>> {
-    try {
-      const ImageInfo info = probe_image(path);
-      return std::make_pair<int64_t, int64_t>(info.width, info.height);
-    } catch (const DataError&) {
-      return std::nullopt;  // check reports the image itself
-    }
-  };
+  read.image_size = image_size_from_header();
   return read;
 }
 

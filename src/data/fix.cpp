@@ -55,7 +55,7 @@ FixResult fix_dataset(const DatasetSource& source, const CheckReport& report, co
 
   Dataset cleaned;
   cleaned.categories = source.dataset.categories;
-  std::map<std::string, bool> keep_stored_orientation;  // by image key: true = write as stored
+  std::map<fs::path, bool> keep_stored_orientation;  // by source file: true = write as stored
   for (const auto& split : source.dataset.splits) {
     Split out;
     out.name = split.name;
@@ -86,7 +86,7 @@ FixResult fix_dataset(const DatasetSource& source, const CheckReport& report, co
       }
       if (const auto it = rewrite_image.find(key); it != rewrite_image.end()) {
         const bool stored = it->second->kind == "exif_size_mismatch";
-        keep_stored_orientation[key] = stored;
+        keep_stored_orientation[path] = stored;
         result.entries.push_back({stored ? "written as stored, orientation tag removed" : "turned upright, orientation tag removed",
                                   *it->second});
         ++result.images_rewritten;
@@ -127,15 +127,12 @@ FixResult fix_dataset(const DatasetSource& source, const CheckReport& report, co
     quarantine.push_back(std::move(x));
   }
   const auto rewrite = [&](const ImageRecord& image, const fs::path& from) -> std::optional<std::string> {
-    for (const auto& split : cleaned.splits) {
-      const auto it = keep_stored_orientation.find(image_key(split.name, image.id));
-      if (it == keep_stored_orientation.end() || fs::path(split.image_dir) / image.file_name != from) continue;
-      DecodeOptions options;
-      options.apply_orientation = !it->second;
-      const DecodedImage decoded = decode_image(from, options);
-      return decoded.info.format == ImageFormat::png ? encode_png(decoded.image) : encode_jpeg(decoded.image, 95);
-    }
-    return std::nullopt;
+    const auto it = keep_stored_orientation.find(from);
+    if (it == keep_stored_orientation.end()) return std::nullopt;
+    DecodeOptions options;
+    options.apply_orientation = !it->second;
+    const DecodedImage decoded = decode_image(from, options);
+    return decoded.info.format == ImageFormat::png ? encode_png(decoded.image) : encode_jpeg(decoded.image, 95);
   };
   result.written = write_dataset(cleaned, source.format, out_dir, rewrite, {{"quarantine.json", quarantine.dump(2) + "\n"}});
   return result;

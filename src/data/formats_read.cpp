@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "core/text.h"
+#include "data/image_io.h"
 
 namespace detkit {
 
@@ -168,7 +169,7 @@ CocoDocument parse_coco_dataset_text(const std::string& text, const std::string&
   return out;
 }
 
-std::vector<Annotation> parse_yolo_label_text(const std::string& text, const std::string& source, int64_t class_count,
+std::vector<Annotation> parse_yolo_label_text(const std::string& text, const std::string& source,
                                               int64_t width, int64_t height, std::vector<Finding>& findings) {
   std::vector<Annotation> out;
   const auto lines = split(text, '\n');
@@ -236,7 +237,6 @@ std::vector<Annotation> parse_yolo_label_text(const std::string& text, const std
     ann.box = make_cxcywh(cx * sx, cy * sy, w * sx, h * sy).convert(BoxFormat::xyxy);
     out.push_back(ann);
   }
-  (void)class_count;  // class validity is check's rule, the same for every format
   return out;
 }
 
@@ -484,8 +484,7 @@ void read_yolo(const fs::path& path, const ReadOptions& options, DatasetSource& 
         }
       if (fs::exists(label, ec)) {
         record.annotation_file = label.string();
-        record.annotations = parse_yolo_label_text(read_file(label), label.string(), static_cast<int64_t>(by_index.size()),
-                                                   record.width, record.height, out.findings);
+        record.annotations = parse_yolo_label_text(read_file(label), label.string(), record.width, record.height, out.findings);
       }
       target.images.push_back(std::move(record));
     }
@@ -647,6 +646,17 @@ void read_voc(const fs::path& root, const ReadOptions& options, DatasetSource& o
 }
 
 }  // namespace
+
+ImageSizeFn image_size_from_header() {
+  return [](const fs::path& path) -> std::optional<std::pair<int64_t, int64_t>> {
+    try {
+      const ImageInfo info = probe_image(path);
+      return std::make_pair<int64_t, int64_t>(info.width, info.height);
+    } catch (const DataError&) {
+      return std::nullopt;
+    }
+  };
+}
 
 std::optional<AnnotationFormat> detect_annotation_format(const fs::path& path) {
   std::error_code ec;

@@ -29,6 +29,10 @@ namespace detkit {
 // The displayed size (width, height) of an image file, or nullopt when it cannot be determined.
 using ImageSizeFn = std::function<std::optional<std::pair<int64_t, int64_t>>(const fs::path&)>;
 
+// An ImageSizeFn that reads each image's header (displayed size, EXIF applied); nullopt for an image that
+// cannot be read (check reports it).
+ImageSizeFn image_size_from_header();
+
 struct ReadOptions {
   std::optional<AnnotationFormat> format;  // nullopt: detect from the path
   std::string images_dir;                  // COCO: directory holding the images (default: searched)
@@ -65,7 +69,7 @@ CocoDocument parse_coco_dataset_text(const std::string& text, const std::string&
 
 // One YOLO label file. Boxes are returned in pixels of a `width` x `height` image (both > 0), or
 // normalised (cxcywh in 0..1 converted to xyxy in 0..1) when the size is unknown (0).
-std::vector<Annotation> parse_yolo_label_text(const std::string& text, const std::string& source, int64_t class_count,
+std::vector<Annotation> parse_yolo_label_text(const std::string& text, const std::string& source,
                                               int64_t width, int64_t height, std::vector<Finding>& findings);
 
 // One VOC annotation file. Category ids are left 0: read_dataset() resolves `names` against the classes.

@@ -25,14 +25,7 @@ namespace {
 
 ReadOptions with_sizes() {
   ReadOptions o;
-  o.image_size = [](const fs::path& p) -> std::optional<std::pair<int64_t, int64_t>> {
-    try {
-      const ImageInfo info = probe_image(p);
-      return std::make_pair<int64_t, int64_t>(info.width, info.height);
-    } catch (const DataError&) {
-      return std::nullopt;
-    }
-  };
+  o.image_size = image_size_from_header();
   return o;
 }
 
@@ -157,7 +150,7 @@ TEST(Convert, AttributesTheTargetCannotHoldAreNoted) {
 TEST(Formats, MalformedRecordsAreFindingsNamingFileAndLine) {
   std::vector<Finding> findings;
   const auto boxes = parse_yolo_label_text("0 0.5 0.5 0.2 0.2\n1 0.5 0.5\n2 0.5 nan 0.1 0.1\n0 320 240 50 40\nx 0.1 0.1 0.1 0.1\n",
-                                           "labels/a.txt", 3, 640, 480, findings);
+                                           "labels/a.txt", 640, 480, findings);
   ASSERT_EQ(boxes.size(), 1u);
   EXPECT_DOUBLE_EQ(boxes[0].box.a, 256);
   EXPECT_DOUBLE_EQ(boxes[0].box.d, 288);

@@ -1,6 +1,7 @@
 #include "models/box_loss.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include <cmath>
 

@@ -104,6 +104,7 @@ Loader::Loader(const Dataset& dataset, const Split& split, LoaderOptions options
                          "", "set cache: none (images are then decoded every epoch), lower imgsz, or free memory"});
     cache_.resize(records_.size());
   }
+  original_size_.resize(records_.size());
 }
 
 Loader::~Loader() { stop_workers(); }
@@ -141,6 +142,10 @@ Sample Loader::load(int64_t index) {
       decoded.image = resize_linear(decoded.image, static_cast<int>(tw), static_cast<int>(th));
   }
   const int64_t w = decoded.image.width, h = decoded.image.height;
+  {
+    std::lock_guard<std::mutex> lock(cache_mutex_);
+    original_size_[static_cast<std::size_t>(index)] = {decoded.info.width, decoded.info.height};
+  }
   // Boxes are in pixels of the full displayed image; the decoded one may be smaller (DCT scaling).
   const double sx = static_cast<double>(w) / decoded.info.width, sy = static_cast<double>(h) / decoded.info.height;
   std::vector<float> boxes;
@@ -190,7 +195,7 @@ void Loader::note_bad_file(int64_t index, const std::exception& error) {
   }
 }
 
-void Loader::start_epoch(int64_t epoch) {
+void Loader::start_epoch(int64_t epoch, int64_t first_batch) {
   stop_workers();
   std::lock_guard<std::mutex> lock(mutex_);
   epoch_ = epoch;
@@ -203,7 +208,8 @@ void Loader::start_epoch(int64_t epoch) {
       std::swap(order_[i - 1], order_[static_cast<std::size_t>(rng.below(static_cast<int64_t>(i)))]);
   }
   batch_count_ = batches_per_epoch();
-  next_claim_ = consumed_ = 0;
+  DETKIT_ASSERT(first_batch >= 0 && first_batch <= batch_count_, "first batch past the end of the epoch");
+  next_claim_ = consumed_ = first_batch;
   stop_ = false;
   failure_ = nullptr;
   ready_.clear();
@@ -251,7 +257,25 @@ Batch Loader::build_batch(int64_t number) {
   for (int64_t p = begin; p < end; ++p) {
     const int64_t index = order_[static_cast<std::size_t>(p)];
     try {
-      samples.push_back(sample(epoch_, index));
+      if (options_.augment) {
+        samples.push_back(sample(epoch_, index));
+      } else {
+        const Sample loaded = load(index);
+        Letterboxed boxed = letterbox(loaded, options_.imgsz);
+        Batch::Geometry g;
+        {
+          std::lock_guard<std::mutex> lock(cache_mutex_);
+          const auto& size = original_size_[static_cast<std::size_t>(index)];
+          g.width = size[0];
+          g.height = size[1];
+        }
+        g.scale_x = boxed.scale * static_cast<double>(loaded.width()) / static_cast<double>(std::max<int64_t>(g.width, 1));
+        g.scale_y = boxed.scale * static_cast<double>(loaded.height()) / static_cast<double>(std::max<int64_t>(g.height, 1));
+        g.pad_x = static_cast<double>(boxed.pad_x);
+        g.pad_y = static_cast<double>(boxed.pad_y);
+        batch.geometry.push_back(g);
+        samples.push_back(std::move(boxed.sample));
+      }
       batch.indices.push_back(index);
     } catch (const DataError& e) {
       note_bad_file(index, e);

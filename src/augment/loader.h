@@ -20,6 +20,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <array>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -63,6 +64,14 @@ struct Batch {
   int64_t skipped = 0;            // samples left out because their image could not be read (including those
                                   // of preceding batches that were left out whole)
   double wait_seconds = 0;        // how long next() waited for this batch (data-wait time of the step)
+  // Validation batches (augment=false) only, one per position: how original image pixels map to the
+  // batch's pixels, x' = x * scale_x + pad_x (and y likewise), and the original (displayed) size. Lets
+  // predictions be mapped back to the image's own coordinates. Empty for augmented batches.
+  struct Geometry {
+    double scale_x = 1, scale_y = 1, pad_x = 0, pad_y = 0;
+    int64_t width = 0, height = 0;
+  };
+  std::vector<Geometry> geometry;
 };
 
 struct LoaderStats {
@@ -100,8 +109,9 @@ class Loader {
   int64_t batches_per_epoch() const;
   const CachePlan& cache_plan() const { return cache_plan_; }
 
-  // Starts preparing `epoch` (stopping any epoch in progress).
-  void start_epoch(int64_t epoch);
+  // Starts preparing `epoch` (stopping any epoch in progress) from batch `first_batch` on: a run resumed
+  // in the middle of an epoch gets exactly the batches it had not trained on.
+  void start_epoch(int64_t epoch, int64_t first_batch = 0);
   // The next batch of the epoch in order, or nullopt when the epoch is done. Batches whose samples all
   // failed are not returned (they are counted). Rethrows a worker's failure.
   std::optional<Batch> next();
@@ -126,6 +136,7 @@ class Loader {
 
   std::mutex cache_mutex_;
   std::vector<std::optional<Sample>> cache_;
+  std::vector<std::array<int64_t, 2>> original_size_;  // displayed width, height of each image once loaded
 
   // Epoch state, guarded by mutex_.
   mutable std::mutex mutex_;

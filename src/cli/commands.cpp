@@ -23,7 +23,10 @@ const std::vector<CommandSpec>& commands() {
       {"config", "resolve and validate a run configuration (YAML file + key=value overrides); list every key",
        run_config},
       {"model", "describe a detector: parameters, GFLOPs, strides and output grids (model info)", run_model},
-      {"eval", "COCO bbox evaluation of detections against ground truth, with pycocotools' exact numbers", run_eval},
+      {"train", "train a detector (checks the data first; checkpoints, guardrails, out-of-memory recovery, --resume)",
+       run_train},
+      {"eval", "COCO evaluation of a detections file or of a trained model on a dataset (pycocotools' numbers)", run_eval},
+      {"detect", "run a trained detector on images: COCO JSON, YOLO txt and annotated images", run_detect},
       {"version", "print the versions of detkit, LibTorch and CUDA, and the devices LibTorch sees", run_version},
   };
   return table;

@@ -43,5 +43,7 @@ int run_convert(const std::vector<std::string>& args);
 int run_version(const std::vector<std::string>& args);
 int run_doctor(const std::vector<std::string>& args);
 int run_explain(const std::vector<std::string>& args);
+int run_train(const std::vector<std::string>& args);
+int run_detect(const std::vector<std::string>& args);
 
 }  // namespace detkit::cli

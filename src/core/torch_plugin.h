@@ -7,9 +7,11 @@
 // dynamic-linker crash before main().
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/run_config.h"
@@ -78,6 +80,76 @@ struct AugmentPreviewResult {
   std::vector<std::string> bad_files;      // every unreadable image met (mosaic partners too), each once
 };
 
+// `detkit train`: one training run (core of src/train/trainer.h).
+struct TrainRequest {
+  RunConfig config;                  // resolved; config.data names the dataset already read into `dataset`
+  const Dataset* dataset = nullptr;  // read by the caller; must stay alive during the call
+  std::string train_split = "train";
+  std::string val_split = "val";     // "" trains without evaluation (best = last)
+  std::string resume;                // a run directory to continue from its last checkpoint ("": a new run)
+  std::string environment_report;    // short doctor report, logged and saved as RUN/environment.txt
+  std::string data_report;           // short dataset check summary, saved as RUN/data-check.txt
+};
+
+struct TrainResult {
+  std::string run_dir;
+  int64_t epochs_completed = 0;      // epochs finished, including those of a run resumed from
+  int64_t optimizer_steps = 0;
+  int64_t samples_seen = 0;          // training samples fed forward (skipped steps included)
+  int64_t best_epoch = -1;           // 0-based epoch of the best evaluation (-1: none)
+  double best_map50_95 = -1, best_map50 = -1;
+  double final_map50_95 = -1, final_map50 = -1;  // of the last evaluation
+  int64_t skipped_steps = 0;         // non-finite loss or gradient, step skipped
+  int64_t rollbacks = 0;
+  int64_t oom_events = 0;
+  int64_t micro_batch = 0;           // images per forward pass at the end (smaller than batch after OOM)
+  bool stopped_early = false;        // patience ran out
+  bool interrupted = false;          // Ctrl-C: the last completed epoch is saved; --resume continues
+  double seconds = 0;
+};
+
+// `detkit eval --model`: a trained model on a split of a dataset.
+struct EvaluateModelRequest {
+  std::string model;                 // a checkpoint file or a run directory (its weights/best.pt)
+  const Dataset* dataset = nullptr;  // read by the caller
+  std::string split = "val";
+  int64_t imgsz = 0;                 // 0: the size the model was trained at
+  int64_t batch = 16;
+  int64_t workers = 0;
+  std::string device = "auto";
+  double conf = 0.001;               // confidence threshold
+  double iou = 0.7;                  // NMS IoU threshold
+  std::string out_dir;               // metrics.json, curves, confusion matrix, predictions ("": nothing written)
+};
+
+struct EvaluateModelResult {
+  std::array<double, 12> stats{};                      // COCO summary (AP, AP50, ..., ARl)
+  std::vector<std::pair<std::string, double>> per_class_ap;  // class name, AP50-95 (-1: no ground truth)
+  int64_t images = 0, detections = 0;
+  double images_per_second = 0;
+  std::vector<std::string> files;                     // what was written into out_dir
+};
+
+// `detkit detect`: a trained model on images.
+struct DetectRequest {
+  std::string model;                 // a checkpoint file or a run directory
+  std::vector<std::string> sources;  // image files
+  std::string out_dir;               // predictions.json (COCO results), labels/*.txt (YOLO), annotated images
+  int64_t imgsz = 0;                 // 0: the size the model was trained at
+  int64_t batch = 8;
+  std::string device = "auto";
+  double conf = 0.25;
+  double iou = 0.7;
+  int64_t max_det = 300;
+  bool save_images = true;           // annotated copies of the images
+};
+
+struct DetectResult {
+  int64_t images = 0, detections = 0, failed = 0;  // failed: unreadable images (reported, skipped)
+  double images_per_second = 0;
+  std::vector<std::string> files;
+};
+
 // The plugin's interface. Methods translate LibTorch errors into detkit::Error subclasses.
 class TorchPlugin {
  public:
@@ -94,10 +166,18 @@ class TorchPlugin {
   // Parameters, GFLOPs at imgsz x imgsz (batch 1) and output grids of a detector (`detkit model info`).
   // Throws UsageError for an unknown model, a bad imgsz or class count.
   virtual ModelInfo model_info(const std::string& model, int64_t classes, int64_t imgsz) = 0;
+
+  // Trains (src/train/trainer.h). Throws ConfigError/UsageError for a bad request, DataError for data
+  // that cannot train, RunError when the guardrails give up, OutOfMemoryError when retries run out.
+  virtual TrainResult train(const TrainRequest& request) = 0;
+  // Evaluates a checkpoint (src/train/evaluate.h). Throws UsageError/DataError.
+  virtual EvaluateModelResult evaluate_model(const EvaluateModelRequest& request) = 0;
+  // Runs a checkpoint on images. Unreadable images are logged and counted, not thrown.
+  virtual DetectResult detect(const DetectRequest& request) = 0;
 };
 
 // Bumped whenever TorchPlugin changes, so a stale plugin is refused instead of crashing.
-constexpr int kTorchPluginApiVersion = 4;
+constexpr int kTorchPluginApiVersion = 5;
 
 // Where the plugin is looked for: DETKIT_TORCH_PLUGIN when set, else ../lib/libdetkit_torch.so beside the
 // executable.

@@ -11,7 +11,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 DETKIT = os.environ.get("DETKIT", str(Path(__file__).resolve().parents[2] / "build" / "bin" / "detkit"))
-COMMANDS = ["doctor", "explain", "synth", "check", "convert", "augment", "config", "eval", "version", "model"]
+COMMANDS = ["doctor", "explain", "synth", "check", "convert", "augment", "config", "train", "eval", "detect", "version",
+            "model"]
 
 
 def run(*args, env=None, check=None):
@@ -644,6 +645,123 @@ class Interrupt(unittest.TestCase):
             self.assertNotIn("\r", p.stderr)
             self.assertIn("30/30 img 100%", lines[-1])
             self.assertRegex(lines[-1], r"img/s .* mem ")
+
+
+class TrainEvalDetect(unittest.TestCase):
+    """The training workflow on a tiny synthetic dataset: train -> eval --model -> detect, refusal of broken
+    data, Ctrl-C and --resume."""
+
+    TINY = ["epochs=2", "imgsz=64", "batch=4", "nominal_batch=8", "workers=2", "warmup_epochs=1"]
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.root = Path(cls.tmp.name)
+        run("synth", "--out", str(cls.root / "ds"), "--format", "yolo", "--train", "12", "--val", "4", "--classes", "3",
+            "--sizes", "96x64,64x96,80x80", "--seed", "4", check=0)
+        cls.data = str(cls.root / "ds" / "data.yaml")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def train(self, *args, check=0, env=None):
+        return run("train", f"data={self.data}", f"project={self.root / 'runs'}", *self.TINY, *args, check=check, env=env)
+
+    def test_train_then_eval_then_detect(self):
+        p = self.train("name=flow", "--json")
+        result = json.loads(p.stdout)
+        run_dir = Path(result["run_dir"])
+        self.assertEqual(run_dir, self.root / "runs" / "flow")
+        self.assertEqual(result["epochs_completed"], 2)
+        for name in ["config.yaml", "environment.txt", "data-check.txt", "results.csv", "metrics.json",
+                     "weights/last.pt", "weights/best.pt"]:
+            self.assertTrue((run_dir / name).is_file(), name)
+        self.assertIn("LibTorch", (run_dir / "environment.txt").read_text())
+        self.assertIn("env: ", p.stderr)  # the environment report is logged at the start of the run
+        self.assertRegex(p.stderr, r"epoch 2/2 .*box [0-9.]+ cls [0-9.]+ dfl [0-9.]+ \| lr .* img/s \| wait \d+%")
+        rows = (run_dir / "results.csv").read_text().splitlines()
+        self.assertEqual(len(rows), 3)
+        self.assertTrue(rows[0].startswith("epoch,box_loss,cls_loss,dfl_loss,lr,map50,map50_95,seconds,"))
+
+        metrics = json.loads(run("eval", "--model", str(run_dir), "--data", self.data, "--json", "-", check=0).stdout)
+        self.assertEqual(sorted(metrics["stats"]), sorted(["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10",
+                                                           "AR100", "ARs", "ARm", "ARl"]))
+        self.assertEqual(metrics["images"], 4)
+        self.assertEqual([c["name"] for c in metrics["per_class"]], ["circle", "square", "triangle"])
+        self.assertAlmostEqual(metrics["stats"]["AP"], result["final_map50_95"], places=9)
+        curves = json.loads((run_dir / "eval-val" / "curves.json").read_text())
+        self.assertEqual(curves["confusion_matrix"]["labels"], ["circle", "square", "triangle", "background"])
+        self.assertEqual(len(curves["pr_curve"]["recall"]), 101)
+        out = run("eval", "--model", str(run_dir / "weights" / "best.pt"), "--data", self.data, "--out",
+                  str(self.root / "ev"), check=0).stdout
+        self.assertIn("Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ]", out)
+        self.assertIn("circle", out)
+
+        images = self.root / "ds" / "images" / "val"
+        det = self.root / "det"
+        result = json.loads(run("detect", "--model", str(run_dir), "--source", str(images), "--out", str(det),
+                                "--conf", "0.01", "--json", check=0).stdout)
+        self.assertEqual(result["images"], 4)
+        self.assertEqual(result["failed"], 0)
+        predictions = json.loads((det / "predictions.json").read_text())
+        self.assertEqual(len(predictions), result["detections"])
+        index = json.loads((det / "images.json").read_text())
+        self.assertEqual(len(index["images"]), 4)
+        self.assertEqual(len(list((det / "labels").glob("*.txt"))), 4)
+        self.assertEqual(len(list(det.glob("*.jpg"))), 4)
+        for d in predictions:
+            self.assertIn(d["category_id"], [1, 2, 3])
+            self.assertEqual(len(d["bbox"]), 4)
+
+    def test_broken_data_is_refused_unless_skipped(self):
+        bad = self.root / "bad"
+        run("synth", "--out", str(bad), "--format", "coco", "--train", "12", "--val", "4", "--seed", "2",
+            "--sizes", "96x64,80x80", "--plant-defects", check=0)
+        data = str(bad / "annotations" / "instances_train.json")
+        p = run("train", f"data={data}", f"project={self.root / 'runs'}", *self.TINY)
+        self.assertEqual(p.returncode, 4, p.stderr)
+        self.assertIn("error: the dataset has", p.stderr)
+        self.assertIn("--fix OUT", p.stderr)
+        self.assertFalse((self.root / "runs" / "train").exists())
+
+    def test_ctrl_c_saves_and_resume_finishes_the_run(self):
+        env = dict(os.environ, DETKIT_PROGRESS_INTERVAL="0")
+        env.pop("DETKIT_TORCH_PLUGIN", None)
+        args = [DETKIT, "train", f"data={self.data}", f"project={self.root / 'runs'}", "name=stopped", "epochs=30",
+                "imgsz=64", "batch=4", "nominal_batch=4", "workers=1"]
+        p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        deadline = time.time() + 120
+        line = p.stderr.readline()
+        while "epoch 2/30" not in line and time.time() < deadline and line:
+            line = p.stderr.readline()
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=120)
+        self.assertEqual(p.returncode, 130, err)
+        self.assertIn("continue with: detkit train --resume", err)
+        run_dir = self.root / "runs" / "stopped"
+        self.assertTrue((run_dir / "weights" / "last.pt").is_file())
+        p = run("train", "--resume", str(run_dir), "epochs=3")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--resume continues a run with its own configuration", p.stderr)
+        (run_dir / "config.yaml").write_text((run_dir / "config.yaml").read_text().replace("epochs: 30", "epochs: 3"))
+        result = json.loads(run("train", "--resume", str(run_dir), "--json", check=0).stdout)
+        self.assertEqual(result["epochs_completed"], 3)
+        self.assertEqual(result["run_dir"], str(run_dir))
+
+    def test_usage_errors(self):
+        p = self.train("epoch=3", check=None)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("fix: did you mean 'epochs'", p.stderr)
+        p = run("train", "epochs=1")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("error: no dataset to train on", p.stderr)
+        p = run("detect", "--model", str(self.root / "nothing"), "--source", self.data, "--out", str(self.root / "x"))
+        self.assertEqual(p.returncode, 6, p.stderr)
+        self.assertIn("error: model file", p.stderr)
+        p = run("eval", "--model", str(self.root / "nothing"))
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--model needs --data", p.stderr)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 
 #include <torch/version.h>
 
+#include <cstdint>
 #include <string>
 
 #define DETKIT_TORCH_AT_LEAST(major, minor) \
@@ -26,5 +27,30 @@ std::string cuda_device_description(int index);
 // Turns autocast on or off for CUDA (fp16) or the CPU (bf16). LibTorch 2.4 replaced the per-device
 // functions (set_enabled, set_cpu_enabled) with ones taking a device type.
 void set_autocast(bool cuda, bool enabled);
+
+// Chooses the CUDA autocast dtype: bfloat16 when `bf16`, else float16 (LibTorch's default).
+void set_cuda_autocast_dtype(bool bf16);
+
+// Drops the autocast cast cache. Call after each forward/backward under autocast: the cache holds casts
+// of the weights, which become stale once the optimizer changes them.
+void clear_autocast_cache();
+
+// True when CUDA device `index` computes in bfloat16 natively (compute capability 8.0 or later).
+bool cuda_supports_bf16(int index);
+
+// The caching allocator's view of CUDA device `index`, in bytes (all 0 without CUDA support).
+struct CudaMemory {
+  uint64_t allocated = 0;       // held by tensors now
+  uint64_t peak_allocated = 0;  // most held by tensors since the last reset
+  uint64_t reserved = 0;        // held by the allocator (tensors + cache)
+  uint64_t total = 0;           // device memory
+};
+CudaMemory cuda_memory(int index);
+void cuda_reset_peak(int index);
+// Returns cached, unused blocks to the driver (after an out-of-memory, before retrying smaller).
+void cuda_empty_cache();
+// Caps this process's share of device `index`'s memory (0 < fraction <= 1): allocations beyond it fail
+// as out-of-memory. No effect without CUDA support.
+void cuda_set_memory_fraction(double fraction, int index);
 
 }  // namespace detkit::compat

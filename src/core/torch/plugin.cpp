@@ -12,7 +12,10 @@
 #include "core/torch/compat.h"
 #include "core/torch/runtime.h"
 #include "core/torch_plugin.h"
+#include "infer/detect.h"
 #include "models/yolo.h"
+#include "train/evaluate.h"
+#include "train/trainer.h"
 
 namespace detkit {
 
@@ -125,6 +128,16 @@ class LibTorchPlugin final : public TorchPlugin {
 
   AugmentPreviewResult augment_preview(const AugmentPreviewRequest& request) override {
     return guard_torch("making the augmentation preview", [&] { return augment::write_preview(request); });
+  }
+
+  TrainResult train(const TrainRequest& request) override { return train::train(request); }
+
+  EvaluateModelResult evaluate_model(const EvaluateModelRequest& request) override {
+    return guard_torch("evaluating the model", [&] { return train::evaluate_model(request); });
+  }
+
+  DetectResult detect(const DetectRequest& request) override {
+    return guard_torch("detecting", [&] { return infer::detect(request); });
   }
 
   void set_threads(int threads) override {

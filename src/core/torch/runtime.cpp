@@ -1,6 +1,7 @@
 #include "core/torch/runtime.h"
 
 #include <ATen/Version.h>
+#include <torch/cuda.h>
 #include <ATen/autocast_mode.h>
 #include <c10/util/Exception.h>
 
@@ -13,6 +14,7 @@
 
 #if defined(DETKIT_TORCH_CUDA)
 #include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 #endif
 
 namespace detkit {
@@ -77,6 +79,26 @@ void rethrow_as_detkit_error(const std::string& doing) {
   }
 }
 
+c10::Device resolve_device(const std::string& text) {
+  const int64_t count = static_cast<int64_t>(torch::cuda::device_count());
+  if (text == "auto") return count > 0 ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
+  c10::Device device(c10::kCPU);
+  try {
+    device = c10::Device(text == "cuda" ? std::string("cuda:0") : text);
+  } catch (const std::exception&) {
+    throw UsageError({cat("'", text, "' is not a device"), "", "use cpu, cuda, cuda:N or auto"});
+  }
+  if (device.is_cuda() && device.index() >= count)
+    throw EnvironmentError({cat("device ", text, " was asked for but LibTorch sees ", count, " CUDA device(s)"),
+                            count == 0 ? "this LibTorch has no CUDA support, or no GPU/driver is visible"
+                                       : "the index is past the last visible device",
+                            "run 'detkit doctor' to see why, or use device=cpu"});
+  if (!device.is_cuda() && !device.is_cpu())
+    throw UsageError({cat("device '", text, "' is not supported"), "detkit trains on CUDA GPUs and on the CPU",
+                      "use cpu, cuda, cuda:N or auto"});
+  return device;
+}
+
 namespace compat {
 
 std::string build_config() { return at::show_config(); }
@@ -107,6 +129,63 @@ void set_autocast(bool cuda, bool enabled) {
   }
 #endif
   if (!enabled) at::autocast::clear_cache();
+}
+
+void set_cuda_autocast_dtype(bool bf16) {
+#if DETKIT_TORCH_AT_LEAST(2, 4)
+  at::autocast::set_autocast_dtype(at::kCUDA, bf16 ? at::kBFloat16 : at::kHalf);
+#else
+  at::autocast::set_autocast_gpu_dtype(bf16 ? at::kBFloat16 : at::kHalf);
+#endif
+}
+
+void clear_autocast_cache() { at::autocast::clear_cache(); }
+
+bool cuda_supports_bf16(int index) {
+#if defined(DETKIT_TORCH_CUDA)
+  return at::cuda::getDeviceProperties(index)->major >= 8;
+#else
+  (void)index;
+  return false;
+#endif
+}
+
+CudaMemory cuda_memory(int index) {
+  CudaMemory m;
+#if defined(DETKIT_TORCH_CUDA)
+  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(index));
+  const auto all = static_cast<std::size_t>(c10::cuda::CUDACachingAllocator::StatType::AGGREGATE);
+  m.allocated = static_cast<uint64_t>(stats.allocated_bytes[all].current);
+  m.peak_allocated = static_cast<uint64_t>(stats.allocated_bytes[all].peak);
+  m.reserved = static_cast<uint64_t>(stats.reserved_bytes[all].current);
+  m.total = static_cast<uint64_t>(at::cuda::getDeviceProperties(index)->totalGlobalMem);
+#else
+  (void)index;
+#endif
+  return m;
+}
+
+void cuda_reset_peak(int index) {
+#if defined(DETKIT_TORCH_CUDA)
+  c10::cuda::CUDACachingAllocator::resetPeakStats(static_cast<c10::DeviceIndex>(index));
+#else
+  (void)index;
+#endif
+}
+
+void cuda_empty_cache() {
+#if defined(DETKIT_TORCH_CUDA)
+  c10::cuda::CUDACachingAllocator::emptyCache();
+#endif
+}
+
+void cuda_set_memory_fraction(double fraction, int index) {
+#if defined(DETKIT_TORCH_CUDA)
+  c10::cuda::CUDACachingAllocator::setMemoryFraction(fraction, index);
+#else
+  (void)fraction;
+  (void)index;
+#endif
 }
 
 }  // namespace compat

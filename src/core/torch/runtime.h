@@ -3,6 +3,8 @@
 // what failed, why, and the fix.
 #pragma once
 
+#include <c10/core/Device.h>
+
 #include <exception>
 #include <string>
 #include <utility>
@@ -25,6 +27,11 @@ auto guard_torch(const std::string& doing, Fn&& fn) -> decltype(fn()) {
     rethrow_as_detkit_error(doing);
   }
 }
+
+// The device a run asks for: "auto" is the first CUDA device when LibTorch sees one, else the CPU; "cuda"
+// is cuda:0. Throws UsageError for text that is no device, EnvironmentError when CUDA is asked for and
+// LibTorch sees no device (or the index is past the last one), with the doctor as the remedy.
+c10::Device resolve_device(const std::string& text);
 
 // Describes a c10 message without its backtrace: the text before the first "Exception raised from" or
 // the first blank line, trimmed. Exposed for tests.

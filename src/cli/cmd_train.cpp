@@ -1,0 +1,155 @@
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "cli/dataset_options.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/run_config.h"
+#include "core/text.h"
+#include "core/threads.h"
+#include "core/torch_plugin.h"
+#include "data/check.h"
+#include "detkit/build_info.h"
+#include "diag/probe.h"
+#include "diag/report.h"
+#include "diag/rules.h"
+#include "diag/tables.h"
+#include "diag/child.h"
+
+namespace detkit::cli {
+
+namespace {
+
+// The doctor's short report for this machine, with detkit's LibTorch described from the loaded plugin
+// (training loads it anyway, so no child process is needed).
+std::string environment_report() {
+  diag::Facts facts = diag::gather_facts(diag::ProbeOptions{});
+  facts.detkit_torch.built_with = DETKIT_BUILT_WITH_TORCH;
+  const TorchRuntimeInfo info = torch_plugin().runtime_info();
+  facts.detkit_torch.probed = facts.detkit_torch.loaded = true;
+  facts.detkit_torch.version = info.torch_version;
+  facts.detkit_torch.cuda_version = info.cuda_version;
+  facts.detkit_torch.cudnn_version = info.cudnn_version;
+  facts.detkit_torch.archs = diag::archs_from_nvcc_flags(info.cuda_arch_flags);
+  facts.detkit_torch.device_count = info.device_count;
+  const auto findings = diag::evaluate_rules(facts, diag::compat_tables());
+  for (const auto& f : findings)
+    if (f.severity == diag::Severity::error) log_warn("environment: ", f.title, " (see 'detkit doctor')");
+  return diag::short_report(facts, findings);
+}
+
+}  // namespace
+
+int run_train(const std::vector<std::string>& args) {
+  std::string config_file, resume, train_split = "train", val_split = "val";
+  bool skip_check = false, json = false;
+  std::vector<std::string> overrides;
+  DatasetOptions data;
+  CommonOptions common;
+  OptionSet set("detkit train", "train a detector on a COCO, YOLO or VOC dataset");
+  set.add("--config", &config_file, "YAML run configuration to start from").alias("-c").value_name("FILE").env("DETKIT_CONFIG");
+  set.overrides("override a config key, e.g. data=ds/data.yaml epochs=50 model=yolo-s (see 'detkit config --keys')",
+                &overrides);
+  set.add("--resume", &resume, "continue the run in DIR from its last checkpoint (weights/last.pt)").value_name("DIR");
+  set.add("--train-split", &train_split, "split to train on");
+  set.add("--val-split", &val_split, "split to evaluate on each eval_interval epochs ('' for none)");
+  set.add("--skip-check", &skip_check, "train even when the pre-training data check finds errors");
+  set.add("--json", &json, "print the result as JSON on stdout");
+  add_dataset_options(set, data);
+  add_common_options(set, common);
+  set.epilog(
+      "Before training, the dataset is checked ('detkit check' without decoding every pixel); errors stop the\n"
+      "run unless --skip-check. The run directory (project/name, numbered when taken) receives config.yaml,\n"
+      "environment.txt, data-check.txt, results.csv, events.json, weights/last.pt and weights/best.pt, and\n"
+      "metrics.json. Ctrl-C saves the state at the current batch; --resume DIR continues exactly there.\n\n"
+      "examples:\n  detkit train data=ds/data.yaml model=yolo-n epochs=50 imgsz=416\n"
+      "  detkit train -c run.yaml batch=8\n  detkit train --resume runs/train3");
+  set.parse(args);
+  if (handled_help(set)) return 0;
+  apply_common_options(common);
+
+  RunConfig config;
+  if (!resume.empty()) {
+    if (!config_file.empty() || !overrides.empty())
+      throw UsageError({"--resume continues a run with its own configuration; --config and key=value cannot change it", "",
+                        "drop them, or start a new run with the changed configuration"});
+    const fs::path run_config = fs::path(resume) / "config.yaml";
+    if (!fs::exists(run_config))
+      throw UsageError({cat("cannot resume '", resume, "': it has no config.yaml"), "a run directory of 'detkit train' has one",
+                        "point --resume to a directory that 'detkit train' created (e.g. runs/train)"});
+    config = resolve_run_config(run_config.string(), {});
+  } else {
+    config = resolve_run_config(config_file, overrides);
+  }
+  if (config.data.empty())
+    throw UsageError({"no dataset to train on", "the config key 'data' is empty",
+                      "pass data=PATH (a COCO JSON, a YOLO data.yaml or a VOC directory)"});
+  if (common.threads == 0 && config.threads > 0) set_thread_count(static_cast<int>(config.threads));
+  if (data.format == "auto") data.format = config.data_format;
+
+  log_info("reading ", config.data);
+  const DatasetSource source = read_dataset(config.data, read_options(data));
+  CheckOptions check_options;
+  check_options.imgsz = config.imgsz;
+  const CheckReport report = check_dataset(source, check_options);
+  const std::string data_report = format_check_report(report);
+  const std::size_t errors = report.count(Severity::error);
+  if (errors > 0) {
+    std::cerr << data_report;
+    if (!skip_check)
+      throw DataError({cat("the dataset has ", errors, " error finding(s); training on it would learn from broken labels"),
+                       "the findings are listed above ('detkit check' prints them again)",
+                       cat("write a cleaned copy with 'detkit check ", config.data,
+                           " --fix OUT' and train on OUT, or pass --skip-check to train anyway")});
+    log_warn("training despite ", errors, " error finding(s) (--skip-check)");
+  } else {
+    log_info("data check: no errors (", report.count(Severity::warning), " warnings; see data-check.txt in the run)");
+  }
+
+  TrainRequest request;
+  request.config = config;
+  request.dataset = &source.dataset;
+  request.train_split = train_split;
+  request.val_split = val_split;
+  request.resume = resume;
+  request.environment_report = environment_report();
+  request.data_report = data_report;
+  const TrainResult result = torch_plugin().train(request);
+
+  if (json) {
+    nlohmann::ordered_json j;
+    j["run_dir"] = result.run_dir;
+    j["epochs_completed"] = result.epochs_completed;
+    j["optimizer_steps"] = result.optimizer_steps;
+    j["samples_seen"] = result.samples_seen;
+    j["best_epoch"] = result.best_epoch + 1;
+    j["best_map50_95"] = result.best_map50_95;
+    j["best_map50"] = result.best_map50;
+    j["final_map50_95"] = result.final_map50_95;
+    j["final_map50"] = result.final_map50;
+    j["skipped_steps"] = result.skipped_steps;
+    j["rollbacks"] = result.rollbacks;
+    j["oom_events"] = result.oom_events;
+    j["micro_batch"] = result.micro_batch;
+    j["stopped_early"] = result.stopped_early;
+    j["interrupted"] = result.interrupted;
+    j["seconds"] = result.seconds;
+    std::cout << j.dump(2) << "\n";
+  } else {
+    char line[256];
+    std::snprintf(line, sizeof line, "best mAP50-95 %.4f, mAP50 %.4f (epoch %lld of %lld completed) in %s\n",
+                  result.best_map50_95, result.best_map50, static_cast<long long>(result.best_epoch + 1),
+                  static_cast<long long>(result.epochs_completed), format_duration(result.seconds).c_str());
+    std::cout << "run: " << result.run_dir << "\n" << line;
+    if (result.skipped_steps || result.rollbacks || result.oom_events)
+      std::cout << "guardrails: " << result.skipped_steps << " skipped step(s), " << result.rollbacks << " rollback(s), "
+                << result.oom_events << " out-of-memory event(s) (see events.json)\n";
+    std::cout << "weights: " << result.run_dir << "/weights/best.pt\n";
+  }
+  if (result.interrupted) return static_cast<int>(ExitCode::interrupted);
+  return 0;
+}
+
+}  // namespace detkit::cli

@@ -1,0 +1,84 @@
+#include "infer/predict.h"
+
+#include <torch/nn/module.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "core/error.h"
+#include "core/progress.h"
+#include "core/torch/compat.h"
+
+namespace detkit::infer {
+
+at::Tensor to_model_input(const at::Tensor& images, const c10::Device& device) {
+  return images.to(device, /*non_blocking=*/true).to(at::kFloat).div_(255.0);
+}
+
+PredictStats predict(models::YoloDetector& model, augment::Loader& loader, const c10::Device& device,
+                     const PredictOptions& options,
+                     const std::function<void(const augment::Batch&, std::vector<ImageDetections>&)>& on_batch) {
+  using clock = std::chrono::steady_clock;
+  const auto start = clock::now();
+  PredictStats stats;
+  const bool was_training = model->is_training();
+  model->eval();
+  torch::NoGradGuard no_grad;
+  const bool autocast = options.autocast && device.is_cuda();
+  loader.start_epoch(0);
+  while (auto batch = loader.next()) {
+    throw_if_interrupted("prediction");
+    DETKIT_ASSERT(batch->geometry.size() == batch->indices.size(), "predict() needs a loader with augment=false");
+    const auto model_start = clock::now();
+    if (autocast) {
+      compat::set_cuda_autocast_dtype(options.bf16);
+      compat::set_autocast(true, true);
+    }
+    std::vector<Detections> found;
+    try {
+      const auto outputs = model->forward(to_model_input(batch->images, device));
+      found = postprocess(outputs, options.postprocess);
+    } catch (...) {
+      if (autocast) compat::set_autocast(true, false);
+      throw;
+    }
+    if (autocast) compat::set_autocast(true, false);
+    stats.model_seconds += std::chrono::duration<double>(clock::now() - model_start).count();
+
+    std::vector<ImageDetections> images(found.size());
+    for (std::size_t i = 0; i < found.size(); ++i) {
+      const auto& g = batch->geometry[i];
+      ImageDetections& out = images[i];
+      out.index = batch->indices[i];
+      out.width = g.width;
+      out.height = g.height;
+      const at::Tensor boxes = found[i].boxes.to(at::kCPU, at::kFloat).contiguous();
+      const at::Tensor scores = found[i].scores.to(at::kCPU, at::kFloat).contiguous();
+      const at::Tensor classes = found[i].classes.to(at::kCPU, at::kLong).contiguous();
+      const float* b = boxes.data_ptr<float>();
+      const auto w = static_cast<float>(g.width), h = static_cast<float>(g.height);
+      for (int64_t k = 0; k < boxes.size(0); ++k) {
+        // Undo the letterbox (x' = x * scale + pad), then clip to the image: a box may reach into the padding.
+        std::array<float, 4> box{static_cast<float>((b[4 * k] - g.pad_x) / g.scale_x),
+                                 static_cast<float>((b[4 * k + 1] - g.pad_y) / g.scale_y),
+                                 static_cast<float>((b[4 * k + 2] - g.pad_x) / g.scale_x),
+                                 static_cast<float>((b[4 * k + 3] - g.pad_y) / g.scale_y)};
+        box[0] = std::clamp(box[0], 0.f, w);
+        box[2] = std::clamp(box[2], 0.f, w);
+        box[1] = std::clamp(box[1], 0.f, h);
+        box[3] = std::clamp(box[3], 0.f, h);
+        out.boxes.push_back(box);
+        out.scores.push_back(scores.data_ptr<float>()[k]);
+        out.classes.push_back(classes.data_ptr<int64_t>()[k]);
+      }
+    }
+    stats.images += static_cast<int64_t>(images.size());
+    stats.skipped += batch->skipped;
+    on_batch(*batch, images);
+  }
+  stats.seconds = std::chrono::duration<double>(clock::now() - start).count();
+  if (was_training) model->train();
+  return stats;
+}
+
+}  // namespace detkit::infer

@@ -1,0 +1,152 @@
+#include "train/evaluate.h"
+
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/text.h"
+#include "core/torch/runtime.h"
+#include "eval/detection_metrics.h"
+#include "eval/detections_io.h"
+#include "models/checkpoint.h"
+
+namespace detkit::train {
+
+CocoGroundTruth split_ground_truth(const Dataset& dataset, const Split& split) {
+  CocoGroundTruth gt;
+  for (const auto& c : dataset.categories) gt.category_ids.push_back(c.id);
+  int64_t next_id = 1;
+  for (const auto& image : split.images) {
+    gt.image_ids.push_back(image.id);
+    for (const auto& a : image.annotations) {
+      if (dataset.category_index(a.category_id) < 0) continue;
+      const Box b = a.box.convert(BoxFormat::xywh);
+      if (!b.is_finite()) continue;
+      CocoGtBox box;
+      // Fresh non-zero ids: COCO's matcher treats id 0 as "unmatched", and dataset ids may be 0.
+      box.id = next_id++;
+      box.image_id = image.id;
+      box.category_id = a.category_id;
+      box.x = b.a;
+      box.y = b.b;
+      box.w = b.c;
+      box.h = b.d;
+      box.area = b.c * b.d;
+      box.iscrowd = a.iscrowd;
+      gt.annotations.push_back(box);
+    }
+  }
+  return gt;
+}
+
+Validation validate(models::YoloDetector& model, augment::Loader& loader, const c10::Device& device, const Dataset& dataset,
+                    const Split& split, const infer::PredictOptions& options) {
+  Validation v;
+  v.predict = infer::predict(model, loader, device, options, [&](const augment::Batch&, std::vector<infer::ImageDetections>& images) {
+    for (const auto& image : images) {
+      const int64_t image_id = split.images[static_cast<std::size_t>(image.index)].id;
+      for (std::size_t k = 0; k < image.boxes.size(); ++k) {
+        const auto& b = image.boxes[k];
+        CocoDetection d;
+        d.image_id = image_id;
+        d.category_id = dataset.categories[static_cast<std::size_t>(image.classes[k])].id;
+        d.x = b[0];
+        d.y = b[1];
+        d.w = b[2] - b[0];
+        d.h = b[3] - b[1];
+        d.score = image.scores[k];
+        v.detections.push_back(d);
+      }
+    }
+  });
+  v.coco = evaluate_coco(split_ground_truth(dataset, split), v.detections, "split '" + split.name + "'", "predictions");
+  return v;
+}
+
+namespace {
+
+const Split& find_split(const Dataset& dataset, const std::string& name) {
+  std::vector<std::string> names;
+  for (const auto& s : dataset.splits) {
+    if (s.name == name) return s;
+    names.push_back(s.name);
+  }
+  throw UsageError({cat("the dataset has no split '", name, "'"), cat("its splits: ", join(names, ", ")),
+                    cat("use --split ", names.empty() ? std::string("NAME") : names.front())});
+}
+
+}  // namespace
+
+EvaluateModelResult evaluate_model(const EvaluateModelRequest& request) {
+  DETKIT_ASSERT(request.dataset != nullptr, "evaluate_model needs a dataset");
+  const Dataset& dataset = *request.dataset;
+  const Split& split = find_split(dataset, request.split);
+  const c10::Device device = resolve_device(request.device);
+  models::LoadedModel loaded = models::load_model(request.model, device);
+
+  std::vector<std::string> names;
+  for (const auto& c : dataset.categories) names.push_back(c.name);
+  if (names != loaded.class_names)
+    throw UsageError({cat("the model was trained on classes [", join(loaded.class_names, ", "), "] but the dataset declares [",
+                          join(names, ", "), "]"),
+                      "class indices would mean different things", "evaluate on a dataset with the model's classes, in the same order"});
+
+  augment::LoaderOptions lo;
+  lo.imgsz = request.imgsz > 0 ? request.imgsz : loaded.imgsz;
+  lo.batch = request.batch;
+  lo.workers = request.workers;
+  lo.shuffle = false;
+  lo.augment = false;
+  lo.device = device.str();
+  augment::Loader loader(dataset, split, lo);
+  infer::PredictOptions po;
+  po.postprocess.conf_threshold = request.conf;
+  po.postprocess.iou_threshold = request.iou;
+  po.autocast = device.is_cuda();
+  log_info("evaluating ", loaded.path, " on ", split.images.size(), " images of split '", split.name, "' at ", lo.imgsz,
+           " px on ", device.str());
+  const Validation v = validate(loaded.model, loader, device, dataset, split, po);
+
+  EvaluateModelResult result;
+  result.stats = v.coco.stats;
+  std::map<int64_t, std::string> class_names;
+  for (const auto& c : dataset.categories) class_names[c.id] = c.name;
+  for (const auto& [id, ap] : v.coco.per_category_ap) result.per_class_ap.emplace_back(class_names[id], ap);
+  result.images = v.predict.images;
+  result.detections = static_cast<int64_t>(v.detections.size());
+  result.images_per_second = v.predict.seconds > 0 ? static_cast<double>(v.predict.images) / v.predict.seconds : 0;
+  if (request.out_dir.empty()) return result;
+
+  const fs::path out = request.out_dir;
+  ensure_directory(out);
+  const CocoGroundTruth gt = split_ground_truth(dataset, split);
+  const DetectionMetrics metrics = compute_detection_metrics(gt, v.detections);
+  write_detection_metrics_json(out / "curves.json", metrics, class_names);
+  write_coco_results(out / "predictions.json", v.detections);
+  nlohmann::ordered_json j;
+  j["model"] = loaded.path;
+  j["split"] = split.name;
+  j["imgsz"] = lo.imgsz;
+  j["images"] = result.images;
+  j["detections"] = result.detections;
+  nlohmann::ordered_json stats;
+  for (std::size_t i = 0; i < 12; ++i) stats[coco_stat_names()[i]] = v.coco.stats[i];
+  j["stats"] = stats;
+  nlohmann::ordered_json per_class = nlohmann::ordered_json::array();
+  for (const auto& c : metrics.classes) {
+    double ap = -1;
+    for (const auto& [id, value] : v.coco.per_category_ap)
+      if (id == c.category_id) ap = value;
+    per_class.push_back({{"category_id", c.category_id}, {"name", class_names[c.category_id]}, {"ground_truth", c.num_gt},
+                         {"detections", c.num_detections}, {"AP", ap}, {"AP50", c.ap}, {"precision", c.precision},
+                         {"recall", c.recall}, {"f1", c.f1}});
+  }
+  j["best_confidence"] = metrics.best_confidence;
+  j["per_class"] = per_class;
+  write_file_atomic(out / "metrics.json", j.dump(2) + "\n");
+  result.files = {(out / "metrics.json").string(), (out / "curves.json").string(), (out / "predictions.json").string()};
+  return result;
+}
+
+}  // namespace detkit::train

@@ -1,0 +1,861 @@
+#include "train/trainer.h"
+
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adamw.h>
+#include <torch/optim/sgd.h>
+#include <torch/utils.h>
+
+#include <chrono>
+#include <limits>
+#include <cmath>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "augment/loader.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/progress.h"
+#include "core/text.h"
+#include "core/torch/compat.h"
+#include "core/torch/runtime.h"
+#include "data/dataset.h"
+#include "infer/predict.h"
+#include "models/checkpoint.h"
+#include "models/loss.h"
+#include "models/yolo.h"
+#include "train/evaluate.h"
+#include "train/guardrails.h"
+#include "train/schedule.h"
+
+namespace detkit::train {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+double seconds_since(clock_type::time_point start) {
+  return std::chrono::duration<double>(clock_type::now() - start).count();
+}
+
+const Split* find_split(const Dataset& dataset, const std::string& name) {
+  for (const auto& s : dataset.splits)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+// RUN, RUN2, RUN3, ...: the first that does not exist or is empty.
+fs::path fresh_run_dir(const fs::path& project, const std::string& name) {
+  for (int n = 1;; ++n) {
+    const fs::path dir = project / (n == 1 ? name : name + std::to_string(n));
+    if (is_missing_or_empty_directory(dir)) return dir;
+  }
+}
+
+// A simulated out-of-memory error carries the same type and text as the translated real one.
+[[noreturn]] void throw_simulated_oom() {
+  throw OutOfMemoryError({"training step ran out of memory", "CUDA out of memory (simulated by inject_oom)",
+                          "use a smaller batch or image size, enable mixed precision (amp=true), or free the device"});
+}
+
+// The EMA of the weights and buffers (BatchNorm statistics included), with a decay that ramps up from 0 so
+// the average is not dominated by the random initial weights.
+struct Ema {
+  models::YoloDetector model{nullptr};
+  double decay = 0.9999;
+  int64_t updates = 0;
+
+  void update(models::YoloDetector& source) {
+    torch::NoGradGuard no_grad;
+    ++updates;
+    const double d = decay * (1.0 - std::exp(-static_cast<double>(updates) / 2000.0));
+    auto dst_params = model->parameters(), src_params = source->parameters();
+    for (std::size_t i = 0; i < dst_params.size(); ++i) dst_params[i].mul_(d).add_(src_params[i].detach(), 1.0 - d);
+    auto dst_buffers = model->buffers(), src_buffers = source->buffers();
+    for (std::size_t i = 0; i < dst_buffers.size(); ++i) {
+      if (dst_buffers[i].is_floating_point()) dst_buffers[i].mul_(d).add_(src_buffers[i], 1.0 - d);
+      else dst_buffers[i].copy_(src_buffers[i]);
+    }
+  }
+};
+
+void copy_weights(models::YoloDetector& from, models::YoloDetector& to) {
+  torch::NoGradGuard no_grad;
+  auto a = from->parameters(), b = to->parameters();
+  for (std::size_t i = 0; i < a.size(); ++i) b[i].copy_(a[i]);
+  auto c = from->buffers(), d = to->buffers();
+  for (std::size_t i = 0; i < c.size(); ++i) d[i].copy_(c[i]);
+}
+
+// Sums of one epoch's per-batch figures (kept in checkpoints, so a run resumed mid-epoch reports the whole
+// epoch).
+struct EpochTotals {
+  double box = 0, cls = 0, dfl = 0;  // loss terms, weighted by images
+  int64_t images = 0, batches = 0;
+  double data_wait = 0, seconds = 0;
+  uint64_t peak_memory = 0;
+
+  nlohmann::json to_json() const {
+    return {{"box", box}, {"cls", cls}, {"dfl", dfl}, {"images", images}, {"batches", batches},
+            {"data_wait", data_wait}, {"seconds", seconds}, {"peak_memory", peak_memory}};
+  }
+  static EpochTotals from_json(const nlohmann::json& j) {
+    EpochTotals t;
+    t.box = j.value("box", 0.0);
+    t.cls = j.value("cls", 0.0);
+    t.dfl = j.value("dfl", 0.0);
+    t.images = j.value("images", int64_t{0});
+    t.batches = j.value("batches", int64_t{0});
+    t.data_wait = j.value("data_wait", 0.0);
+    t.seconds = j.value("seconds", 0.0);
+    t.peak_memory = j.value("peak_memory", uint64_t{0});
+    return t;
+  }
+};
+
+enum class BatchOutcome { ok, non_finite };
+
+class Trainer {
+ public:
+  explicit Trainer(const TrainRequest& request);
+  TrainResult run();
+
+ private:
+  void prepare_run_dir();
+  void build_optimizer();
+  void apply_schedule(int64_t iteration, int64_t epoch);
+  BatchOutcome train_batch(const augment::Batch& batch, int64_t iteration, EpochTotals& totals);
+  BatchOutcome run_chunks(const at::Tensor& images, const at::Tensor& targets, int64_t iteration, EpochTotals& totals);
+  bool optimizer_step();
+  void save_grads();
+  void restore_grads();
+  nlohmann::json meta(int64_t epoch, int64_t batch_in_epoch, const EpochTotals& totals) const;
+  void checkpoint(int64_t epoch, int64_t batch_in_epoch, const EpochTotals& totals, bool best);
+  void restore(const std::string& bytes, const std::string& source, bool counters_too);
+  void rollback(const std::string& what, const std::string& why, int64_t epoch);
+  void event(const std::string& kind, const std::string& message, int64_t epoch, int64_t batch);
+  void write_results_csv() const;
+  std::string memory_text() const;
+  uint64_t memory_now() const;
+
+  TrainRequest request_;
+  RunConfig config_;
+  const Dataset& dataset_;
+  const Split* train_split_ = nullptr;
+  const Split* val_split_ = nullptr;
+  c10::Device device_{c10::kCPU};
+  fs::path run_dir_;
+  std::vector<std::string> class_names_;
+
+  models::YoloDetector model_{nullptr};
+  std::unique_ptr<Ema> ema_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::vector<at::Tensor> params_;
+  std::vector<at::Tensor> grad_backup_;
+  std::unique_ptr<models::DetectionLoss> loss_;
+  std::unique_ptr<augment::Loader> train_loader_, val_loader_;
+  std::unique_ptr<LrSchedule> schedule_;
+
+  bool autocast_ = false, bf16_ = false, loss_scaling_ = false;
+  double loss_scale_ = 1;
+  int64_t good_scaled_steps_ = 0;
+
+  int64_t accumulate_ = 1;
+  int64_t accumulated_ = 0;  // batches whose gradients wait for the next optimizer step
+  int64_t batches_per_epoch_ = 0;
+  int64_t split_ = 1;        // chunks per batch (grows after out-of-memory)
+  double lr_scale_ = 1;      // guardrail factor on the schedule
+  double current_lr_ = 0;
+
+  // Counters (restored on resume).
+  int64_t start_epoch_ = 0, start_batch_ = 0;
+  int64_t optimizer_steps_ = 0, samples_seen_ = 0;
+  double best_fitness_ = -1;
+  int64_t best_epoch_ = -1;
+  nlohmann::json best_metrics_;
+  int64_t evals_without_improvement_ = 0;
+  nlohmann::json history_ = nlohmann::json::array();
+  EpochTotals resumed_totals_;
+
+  // Guardrails.
+  int64_t skipped_steps_ = 0, consecutive_skips_ = 0, rollbacks_ = 0, oom_events_ = 0;
+  std::set<int64_t> inject_oom_, inject_nonfinite_;
+  LossWatch loss_watch_;
+  std::string last_good_;  // serialised checkpoint of the last completed epoch
+  nlohmann::json events_ = nlohmann::json::array();
+};
+
+Trainer::Trainer(const TrainRequest& request) : request_(request), config_(request.config), dataset_(*request.dataset) {
+  DETKIT_ASSERT(request.dataset != nullptr, "train() needs a dataset");
+  train_split_ = find_split(dataset_, request.train_split);
+  if (!train_split_ || train_split_->images.empty()) {
+    std::vector<std::string> names;
+    for (const auto& s : dataset_.splits) names.push_back(s.name + " (" + std::to_string(s.images.size()) + " images)");
+    throw UsageError({cat("the dataset has no training images in split '", request.train_split, "'"),
+                      cat("its splits: ", names.empty() ? std::string("none") : join(names, ", ")),
+                      "name the training split with --train-split, or check the dataset's layout with 'detkit check'"});
+  }
+  if (!request.val_split.empty()) {
+    val_split_ = find_split(dataset_, request.val_split);
+    if (!val_split_ || val_split_->images.empty())
+      throw UsageError({cat("the dataset has no validation images in split '", request.val_split, "'"), "",
+                        "name the validation split with --val-split, or train without one with --val-split ''"});
+  }
+  if (dataset_.categories.empty())
+    throw UsageError({"the dataset declares no classes", "a detector needs at least one class to learn",
+                      "declare the classes (COCO 'categories', YOLO 'names', VOC object names)"});
+  for (const auto& c : dataset_.categories) class_names_.push_back(c.name);
+  inject_oom_ = parse_step_list("inject_oom", config_.inject_oom);
+  inject_nonfinite_ = parse_step_list("inject_nonfinite", config_.inject_nonfinite);
+  device_ = resolve_device(config_.device);
+}
+
+void Trainer::prepare_run_dir() {
+  if (!request_.resume.empty()) {
+    run_dir_ = request_.resume;
+  } else {
+    run_dir_ = fresh_run_dir(config_.project, config_.name);
+    ensure_directory(run_dir_ / "weights");
+    write_resolved_config(run_dir_, config_);
+  }
+  ensure_directory(run_dir_ / "weights");
+  if (!request_.environment_report.empty()) write_file_atomic(run_dir_ / "environment.txt", request_.environment_report);
+  if (!request_.data_report.empty()) write_file_atomic(run_dir_ / "data-check.txt", request_.data_report);
+}
+
+void Trainer::build_optimizer() {
+  // Normalisation weights and biases are left out of weight decay: decaying them only fights the
+  // normalisation and the heads' prior.
+  std::vector<at::Tensor> weights, norms, biases;
+  for (const auto& item : model_->named_parameters()) {
+    const at::Tensor& p = item.value();
+    if (!p.requires_grad()) continue;
+    params_.push_back(p);
+    if (ends_with(item.key(), "bias")) biases.push_back(p);
+    else if (p.dim() <= 1) norms.push_back(p);
+    else weights.push_back(p);
+  }
+  // The loss is summed over the batch, so decay is scaled to the images per optimizer step.
+  const double decay = config_.weight_decay * static_cast<double>(config_.batch * accumulate_) /
+                       static_cast<double>(config_.nominal_batch);
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  if (config_.optimizer == "sgd") {
+    auto options = [&](double wd) {
+      return std::make_unique<torch::optim::SGDOptions>(
+          torch::optim::SGDOptions(config_.lr0).momentum(config_.momentum).nesterov(true).weight_decay(wd));
+    };
+    groups.emplace_back(weights, options(decay));
+    groups.emplace_back(norms, options(0));
+    groups.emplace_back(biases, options(0));
+    optimizer_ = std::make_unique<torch::optim::SGD>(groups, torch::optim::SGDOptions(config_.lr0).momentum(config_.momentum).nesterov(true));
+  } else {
+    auto options = [&](double wd) {
+      return std::make_unique<torch::optim::AdamWOptions>(
+          torch::optim::AdamWOptions(config_.lr0).betas({config_.momentum, 0.999}).weight_decay(wd));
+    };
+    groups.emplace_back(weights, options(decay));
+    groups.emplace_back(norms, options(0));
+    groups.emplace_back(biases, options(0));
+    optimizer_ = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(config_.lr0));
+  }
+}
+
+void Trainer::apply_schedule(int64_t iteration, int64_t epoch) {
+  const ParamGroup kinds[] = {ParamGroup::weights, ParamGroup::norms, ParamGroup::biases};
+  const double momentum = schedule_->momentum(iteration);
+  auto& groups = optimizer_->param_groups();
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    const double lr = schedule_->lr(kinds[g], iteration, epoch) * lr_scale_;
+    if (g == 0) current_lr_ = lr;
+    if (config_.optimizer == "sgd") {
+      auto& o = static_cast<torch::optim::SGDOptions&>(groups[g].options());
+      o.lr(lr);
+      o.momentum(momentum);
+    } else {
+      auto& o = static_cast<torch::optim::AdamWOptions&>(groups[g].options());
+      o.lr(lr);
+      o.betas({momentum, std::get<1>(o.betas())});
+    }
+  }
+}
+
+void Trainer::save_grads() {
+  grad_backup_.clear();
+  if (accumulated_ == 0) return;  // nothing accumulated: restoring means zeroing
+  for (const auto& p : params_) grad_backup_.push_back(p.grad().defined() ? p.grad().clone() : at::Tensor());
+}
+
+void Trainer::restore_grads() {
+  torch::NoGradGuard no_grad;
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    at::Tensor grad = params_[i].mutable_grad();
+    if (!grad.defined()) continue;
+    if (i < grad_backup_.size() && grad_backup_[i].defined()) grad.copy_(grad_backup_[i]);
+    else grad.zero_();
+  }
+}
+
+BatchOutcome Trainer::run_chunks(const at::Tensor& images, const at::Tensor& targets, int64_t iteration, EpochTotals& totals) {
+  const int64_t n = images.size(0);
+  const int64_t chunk = (n + split_ - 1) / split_;
+  const at::Tensor owner = targets.select(1, 0);
+  double box = 0, cls = 0, dfl = 0;
+  for (int64_t begin = 0; begin < n; begin += chunk) {
+    const int64_t size = std::min(chunk, n - begin);
+    const at::Tensor part = images.narrow(0, begin, size);
+    at::Tensor part_targets = targets.index({(owner >= begin).logical_and(owner < begin + size)}).clone();
+    if (part_targets.numel() > 0) part_targets.select(1, 0).sub_(static_cast<double>(begin));
+    models::LossTerms terms;
+    {
+      if (autocast_) compat::set_autocast(true, true);
+      struct AutocastOff {
+        bool on;
+        ~AutocastOff() {
+          if (on) compat::set_autocast(true, false);
+        }
+      } off{autocast_};
+      const auto outputs = model_->forward(part);
+      terms = (*loss_)(outputs, part_targets, size);
+    }
+    // Simulated failures fire once, at the first chunk of their batch, after the forward pass (where a
+    // real one usually strikes).
+    if (begin == 0 && inject_oom_.erase(iteration)) throw_simulated_oom();
+    at::Tensor total = terms.total;
+    if (begin == 0 && inject_nonfinite_.erase(iteration)) total = total * std::numeric_limits<double>::quiet_NaN();
+    if (!std::isfinite(total.item<double>())) return BatchOutcome::non_finite;
+    (loss_scaling_ ? total * loss_scale_ : total).backward();
+    if (autocast_) compat::clear_autocast_cache();
+    box += terms.box.item<double>() * static_cast<double>(size);
+    cls += terms.cls.item<double>() * static_cast<double>(size);
+    dfl += terms.dfl.item<double>() * static_cast<double>(size);
+  }
+  totals.box += box;
+  totals.cls += cls;
+  totals.dfl += dfl;
+  return BatchOutcome::ok;
+}
+
+// Runs `fn`; an out-of-memory failure (real, translated by rethrow_as_detkit_error, or simulated) is
+// returned as true, anything else is rethrown translated.
+template <class Fn>
+bool out_of_memory_in(const std::string& doing, Fn&& fn) {
+  try {
+    guard_torch(doing, fn);
+    return false;
+  } catch (const OutOfMemoryError&) {
+    return true;
+  }
+}
+
+BatchOutcome Trainer::train_batch(const augment::Batch& batch, int64_t iteration, EpochTotals& totals) {
+  const at::Tensor images = infer::to_model_input(batch.images, device_);
+  const at::Tensor targets = batch.targets.to(device_);
+  save_grads();
+  for (;;) {
+    BatchOutcome outcome = BatchOutcome::ok;
+    EpochTotals attempt;
+    const bool oom = out_of_memory_in("training step", [&] { outcome = run_chunks(images, targets, iteration, attempt); });
+    if (!oom) {
+      if (outcome == BatchOutcome::non_finite) {
+        restore_grads();
+        return outcome;
+      }
+      totals.box += attempt.box;
+      totals.cls += attempt.cls;
+      totals.dfl += attempt.dfl;
+      return outcome;
+    }
+    // Release what the failed attempt held, then redo the same batch in smaller pieces: gradients add
+    // up over the pieces, so the step the optimizer takes is the same.
+    if (autocast_) compat::set_autocast(true, false);
+    restore_grads();
+    if (device_.is_cuda()) compat::cuda_empty_cache();
+    ++oom_events_;
+    const int64_t micro = (images.size(0) + split_ - 1) / split_;
+    const int64_t epoch = iteration / std::max<int64_t>(batches_per_epoch_, 1);
+    if (micro <= 1 || (split_ << 1) > (int64_t{1} << config_.oom_retries)) {
+      event("out_of_memory", cat("out of memory with a micro-batch of ", micro, " images; no retries left"), epoch, batch.number);
+      throw OutOfMemoryError({cat("training ran out of memory at epoch ", epoch + 1, ", batch ", batch.number + 1,
+                                  ", even with a micro-batch of ", micro, " image(s)"),
+                              cat("the micro-batch was halved ", oom_events_ - 1, " time(s) already (oom_retries=",
+                                  config_.oom_retries, ")"),
+                              "lower imgsz or use a smaller model; on a GPU enable amp=true, free the device from other "
+                              "processes ('detkit doctor' lists them), or estimate what fits with 'detkit plan'"});
+    }
+    split_ *= 2;
+    const int64_t smaller = (images.size(0) + split_ - 1) / split_;
+    event("out_of_memory",
+          cat("out of memory with a micro-batch of ", micro, " images: retrying the step with ", smaller,
+              " images per pass and ", split_, " passes per batch (effective batch, schedule and optimizer unchanged)"),
+          epoch, batch.number);
+  }
+}
+
+// Unscales, checks and clips the accumulated gradients, then steps. Returns false when the step was
+// skipped for non-finite gradients.
+bool Trainer::optimizer_step() {
+  torch::NoGradGuard no_grad;
+  if (loss_scaling_)
+    for (auto& p : params_)
+      if (p.grad().defined()) p.mutable_grad().mul_(1.0 / loss_scale_);
+  const double max_norm = config_.grad_clip > 0 ? config_.grad_clip : std::numeric_limits<double>::infinity();
+  const double norm = torch::nn::utils::clip_grad_norm_(params_, max_norm);
+  const bool finite = std::isfinite(norm);
+  if (finite) {
+    optimizer_->step();
+    ++optimizer_steps_;
+    if (ema_) ema_->update(model_);
+  }
+  optimizer_->zero_grad();
+  accumulated_ = 0;
+  if (loss_scaling_) {
+    // fp16 dynamic loss scaling: overflow halves the scale (the step is skipped, as expected, not a
+    // guardrail event); a long run of good steps doubles it back.
+    if (!finite) {
+      loss_scale_ = std::max(loss_scale_ / 2, 1.0);
+      good_scaled_steps_ = 0;
+      return loss_scale_ > 1.0;
+    }
+    if (++good_scaled_steps_ >= 2000) {
+      loss_scale_ = std::min(loss_scale_ * 2, 16777216.0);
+      good_scaled_steps_ = 0;
+    }
+  }
+  return finite;
+}
+
+nlohmann::json Trainer::meta(int64_t epoch, int64_t batch_in_epoch, const EpochTotals& totals) const {
+  RunConfig config = config_;
+  nlohmann::json j;
+  j["format"] = models::kCheckpointFormat;
+  j["model"] = config_.model;
+  j["class_names"] = class_names_;
+  j["classes"] = class_names_.size();
+  j["imgsz"] = config_.imgsz;
+  j["has_ema"] = ema_ != nullptr;
+  j["epoch"] = epoch;                    // the epoch in progress (== epochs completed when batch is 0)
+  j["batch_in_epoch"] = batch_in_epoch;  // batches of it already trained
+  j["epoch_totals"] = totals.to_json();
+  j["optimizer_steps"] = optimizer_steps_;
+  j["samples_seen"] = samples_seen_;
+  j["ema_updates"] = ema_ ? ema_->updates : 0;
+  j["lr_scale"] = lr_scale_;
+  j["split"] = split_;
+  j["loss_scale"] = loss_scale_;
+  j["good_scaled_steps"] = good_scaled_steps_;
+  j["best_fitness"] = best_fitness_;
+  j["best_epoch"] = best_epoch_;
+  j["best_metrics"] = best_metrics_;
+  j["evals_without_improvement"] = evals_without_improvement_;
+  j["history"] = history_;
+  j["config"] = config_to_yaml(config_root(config));
+  j["torch"] = compat::torch_version();
+  return j;
+}
+
+void Trainer::checkpoint(int64_t epoch, int64_t batch_in_epoch, const EpochTotals& totals, bool best) {
+  const std::string bytes = models::serialize_checkpoint(model_, ema_ ? &ema_->model : nullptr, optimizer_.get(),
+                                                 meta(epoch, batch_in_epoch, totals));
+  models::write_checkpoint(run_dir_ / "weights" / "last.pt", bytes);
+  if (best) models::write_checkpoint(run_dir_ / "weights" / "best.pt", bytes);
+  if (batch_in_epoch == 0) last_good_ = bytes;
+}
+
+void Trainer::restore(const std::string& bytes, const std::string& source, bool counters_too) {
+  const nlohmann::json m = models::restore_checkpoint(bytes, source, model_, ema_ ? &ema_->model : nullptr, optimizer_.get(), device_);
+  if (m.value("class_names", std::vector<std::string>{}) != class_names_)
+    throw UsageError({cat(source, " was trained on other classes than the dataset declares"), "",
+                      "resume with the dataset the run started with"});
+  optimizer_steps_ = m.value("optimizer_steps", int64_t{0});
+  samples_seen_ = m.value("samples_seen", int64_t{0});
+  if (ema_) ema_->updates = m.value("ema_updates", int64_t{0});
+  best_fitness_ = m.value("best_fitness", -1.0);
+  best_epoch_ = m.value("best_epoch", int64_t{-1});
+  best_metrics_ = m.value("best_metrics", nlohmann::json());
+  evals_without_improvement_ = m.value("evals_without_improvement", int64_t{0});
+  history_ = m.value("history", nlohmann::json::array());
+  start_epoch_ = m.value("epoch", int64_t{0});
+  start_batch_ = m.value("batch_in_epoch", int64_t{0});
+  resumed_totals_ = EpochTotals::from_json(m.value("epoch_totals", nlohmann::json::object()));
+  if (counters_too) {
+    lr_scale_ = m.value("lr_scale", 1.0);
+    split_ = m.value("split", int64_t{1});
+    loss_scale_ = m.value("loss_scale", loss_scale_);
+    good_scaled_steps_ = m.value("good_scaled_steps", int64_t{0});
+  }
+  accumulated_ = 0;
+}
+
+void Trainer::rollback(const std::string& what, const std::string& why, int64_t epoch) {
+  if (rollbacks_ >= config_.max_rollbacks)
+    throw RunError({cat("training stopped at epoch ", epoch + 1, ": ", what, ", and ", rollbacks_,
+                        " rollback(s) with a lower learning rate did not help"),
+                    why,
+                    "lower lr0 (or raise warmup_epochs), check the labels with 'detkit check', and on a GPU try "
+                    "amp=false; then start again (the last good weights are in weights/last.pt)"});
+  ++rollbacks_;
+  lr_scale_ *= 0.5;
+  restore(last_good_, "the last good checkpoint", /*counters_too=*/false);
+  optimizer_->zero_grad();
+  consecutive_skips_ = 0;
+  loss_watch_.reset();
+  event("rollback",
+        cat(what, " (", why, "): rolled back to the end of epoch ", start_epoch_, " and lowered the learning rate to ",
+            lr_scale_, " x the schedule (rollback ", rollbacks_, " of at most ", config_.max_rollbacks, ")"),
+        epoch, -1);
+}
+
+void Trainer::event(const std::string& kind, const std::string& message, int64_t epoch, int64_t batch) {
+  log_warn(message);
+  events_.push_back({{"kind", kind}, {"epoch", epoch + 1}, {"batch", batch + 1}, {"optimizer_steps", optimizer_steps_},
+                     {"message", message}});
+  write_file_atomic(run_dir_ / "events.json", events_.dump(2) + "\n");
+}
+
+void Trainer::write_results_csv() const {
+  std::ostringstream csv;
+  csv << "epoch,box_loss,cls_loss,dfl_loss,lr,map50,map50_95,seconds,images_per_second,data_wait_share,"
+         "peak_memory_bytes,skipped_steps,oom_events,rollbacks,micro_batch\n";
+  for (const auto& row : history_) {
+    csv << row["epoch"].get<int64_t>();
+    for (const char* key : {"box_loss", "cls_loss", "dfl_loss", "lr", "map50", "map50_95", "seconds", "images_per_second",
+                            "data_wait_share"}) {
+      char value[32];
+      std::snprintf(value, sizeof value, "%.6g", row[key].get<double>());
+      csv << ',' << value;
+    }
+    for (const char* key : {"peak_memory_bytes", "skipped_steps", "oom_events", "rollbacks", "micro_batch"})
+      csv << ',' << row[key].get<int64_t>();
+    csv << '\n';
+  }
+  write_file_atomic(run_dir_ / "results.csv", csv.str());
+}
+
+uint64_t Trainer::memory_now() const {
+  if (device_.is_cuda()) return compat::cuda_memory(device_.index()).peak_allocated;
+  return resident_memory_bytes();
+}
+
+std::string Trainer::memory_text() const {
+  if (device_.is_cuda()) {
+    const auto m = compat::cuda_memory(device_.index());
+    return cat("gpu ", format_bytes(m.peak_allocated), "/", format_bytes(m.total));
+  }
+  return cat("ram ", format_bytes(resident_memory_bytes()));
+}
+
+TrainResult Trainer::run() {
+  const auto run_start = clock_type::now();
+  prepare_run_dir();
+  log_info("run directory: ", run_dir_.string());
+  if (!request_.environment_report.empty())
+    for (const auto& line : split(trim(request_.environment_report), '\n')) log_info("env: ", line);
+
+  torch::manual_seed(static_cast<uint64_t>(config_.seed));
+  models::YoloOptions options;
+  options.scale = models::yolo_scale(config_.model);
+  options.classes = static_cast<int64_t>(class_names_.size());
+  model_ = models::YoloDetector(options);
+  model_->to(device_);
+  if (config_.ema) {
+    ema_ = std::make_unique<Ema>();
+    ema_->model = models::YoloDetector(options);
+    ema_->model->to(device_);
+    ema_->model->eval();
+    ema_->decay = config_.ema_decay;
+    copy_weights(model_, ema_->model);
+  }
+  accumulate_ = std::max<int64_t>(1, std::llround(static_cast<double>(config_.nominal_batch) / static_cast<double>(config_.batch)));
+  build_optimizer();
+  models::LossOptions loss_options;
+  loss_options.box_gain = config_.box_gain;
+  loss_options.cls_gain = config_.cls_gain;
+  loss_options.dfl_gain = config_.dfl_gain;
+  loss_ = std::make_unique<models::DetectionLoss>(loss_options);
+
+  if (device_.is_cuda()) {
+    if (config_.gpu_memory_fraction > 0) compat::cuda_set_memory_fraction(config_.gpu_memory_fraction, device_.index());
+    autocast_ = config_.amp;
+    bf16_ = autocast_ && compat::cuda_supports_bf16(device_.index());
+    loss_scaling_ = autocast_ && !bf16_;
+    if (loss_scaling_) loss_scale_ = 65536.0;
+    if (autocast_) compat::set_cuda_autocast_dtype(bf16_);
+  }
+
+  augment::LoaderOptions lo;
+  lo.imgsz = config_.imgsz;
+  lo.batch = config_.batch;
+  lo.workers = config_.workers;
+  lo.seed = static_cast<uint64_t>(config_.seed);
+  lo.epochs = config_.epochs;
+  lo.recipe = config_.augment;
+  lo.cache_ram = config_.cache == "ram";
+  lo.device = device_.str();
+  train_loader_ = std::make_unique<augment::Loader>(dataset_, *train_split_, lo);
+  if (val_split_) {
+    augment::LoaderOptions vo = lo;
+    vo.batch = config_.batch * 2;
+    vo.shuffle = false;
+    vo.augment = false;
+    val_loader_ = std::make_unique<augment::Loader>(dataset_, *val_split_, vo);
+  }
+  batches_per_epoch_ = train_loader_->batches_per_epoch();
+  ScheduleOptions so;
+  so.lr0 = config_.lr0;
+  so.lrf = config_.lrf;
+  so.momentum = config_.momentum;
+  so.warmup_momentum = config_.warmup_momentum;
+  so.warmup_bias_lr = config_.warmup_bias_lr;
+  so.epochs = config_.epochs;
+  so.kind = config_.schedule;
+  so.warmup_iterations = warmup_iterations(config_.warmup_epochs, batches_per_epoch_, config_.epochs);
+  schedule_ = std::make_unique<LrSchedule>(so);
+
+  // The state before any training is the first rollback target.
+  last_good_ = models::serialize_checkpoint(model_, ema_ ? &ema_->model : nullptr, optimizer_.get(), meta(0, 0, {}));
+  if (!request_.resume.empty()) {
+    const fs::path path = models::resume_checkpoint(run_dir_);
+    const std::string bytes = read_file(path);
+    restore(bytes, path.string(), /*counters_too=*/true);
+    last_good_ = bytes;
+    log_info("resuming from ", path.string(), ": epoch ", start_epoch_ + 1, ", batch ", start_batch_, ", ",
+             optimizer_steps_, " optimizer steps done");
+    if (start_epoch_ >= config_.epochs) log_info("the run had already finished all ", config_.epochs, " epochs");
+  }
+
+  const int64_t params = [&] {
+    int64_t n = 0;
+    for (const auto& p : params_) n += p.numel();
+    return n;
+  }();
+  log_info("training ", config_.model, " (", params, " parameters, ", class_names_.size(), " classes) on ", device_.str(),
+           autocast_ ? (bf16_ ? " with bf16 autocast" : " with fp16 autocast and loss scaling") : "", ": ",
+           train_split_->images.size(), " training images", val_split_ ? cat(", ", val_split_->images.size(), " validation") : "",
+           "; batch ", config_.batch, " x ", accumulate_, " accumulation (nominal ", config_.nominal_batch, "), ",
+           batches_per_epoch_, " batches per epoch, ", config_.epochs, " epochs at ", config_.imgsz, " px");
+
+  TrainResult result;
+  result.run_dir = run_dir_.string();
+  install_interrupt_handler();
+  bool stop = false;
+  infer::PredictOptions predict_options;
+  predict_options.postprocess.conf_threshold = config_.val_conf;
+  predict_options.postprocess.iou_threshold = config_.val_iou;
+  predict_options.autocast = autocast_;
+  predict_options.bf16 = bf16_;
+
+  for (int64_t epoch = start_epoch_; epoch < config_.epochs && !stop;) {
+    const auto epoch_start = clock_type::now();
+    EpochTotals totals = (epoch == start_epoch_ && start_batch_ > 0) ? resumed_totals_ : EpochTotals{};
+    const int64_t first_batch = epoch == start_epoch_ ? start_batch_ : 0;
+    start_batch_ = 0;
+    if (device_.is_cuda()) compat::cuda_reset_peak(device_.index());
+    train_loader_->start_epoch(epoch, first_batch);
+    model_->train();
+    Progress progress(cat("epoch ", epoch + 1, "/", config_.epochs), static_cast<uint64_t>(batches_per_epoch_ - first_batch),
+                      "batch");
+    bool rolled_back = false, interrupted = false;
+    std::string last_extra;
+    int64_t trained_batches = first_batch;
+    while (auto batch = train_loader_->next()) {
+      const auto step_start = clock_type::now();
+      const int64_t iteration = epoch * batches_per_epoch_ + batch->number;
+      apply_schedule(iteration, epoch);
+      const auto images = static_cast<int64_t>(batch->indices.size());
+      samples_seen_ += images;
+      const auto weighted = [&] {
+        return totals.box * config_.box_gain + totals.cls * config_.cls_gain + totals.dfl * config_.dfl_gain;
+      };
+      const double loss_before = weighted();
+      const BatchOutcome outcome = train_batch(*batch, iteration, totals);
+      trained_batches = batch->number + 1;
+      if (outcome == BatchOutcome::non_finite) {
+        ++skipped_steps_;
+        ++consecutive_skips_;
+        event("non_finite_loss", cat("the loss was not finite at epoch ", epoch + 1, ", batch ", batch->number + 1,
+                                     ": the batch was skipped (", consecutive_skips_, " in a row)"),
+              epoch, batch->number);
+        if (consecutive_skips_ >= config_.skip_limit) {
+          rollback(cat(consecutive_skips_, " batches in a row had a non-finite loss"),
+                   loss_scaling_ ? "fp16 overflowed, or the learning rate is too high for the batch, or labels are broken"
+                                 : "the learning rate is likely too high for the batch, or labels are broken",
+                   epoch);
+          rolled_back = true;
+          break;
+        }
+      } else {
+        consecutive_skips_ = 0;
+        totals.images += images;
+        if (++accumulated_ >= accumulate_ || batch->number + 1 == batches_per_epoch_) {
+          if (!optimizer_step()) {
+            ++skipped_steps_;
+            ++consecutive_skips_;
+            event("non_finite_gradient", cat("the gradient was not finite at epoch ", epoch + 1, ", batch ", batch->number + 1,
+                                             ": the optimizer step was skipped"),
+                  epoch, batch->number);
+            if (consecutive_skips_ >= config_.skip_limit) {
+              rollback(cat(consecutive_skips_, " steps in a row had non-finite gradients"),
+                       "the learning rate is likely too high for the batch, or fp16 overflowed", epoch);
+              rolled_back = true;
+              break;
+            }
+          }
+        }
+        if (!schedule_->in_warmup(iteration)) {
+          loss_watch_.add((weighted() - loss_before) / std::max<double>(static_cast<double>(images), 1.0));
+          if (loss_watch_.rising()) {
+            rollback("the training loss is rising", loss_watch_.describe(), epoch);
+            rolled_back = true;
+            break;
+          }
+        }
+      }
+      totals.batches += 1;
+      totals.data_wait += batch->wait_seconds;
+      totals.peak_memory = std::max(totals.peak_memory, memory_now());
+      const double step_seconds = seconds_since(step_start);
+      const double n = std::max<double>(static_cast<double>(totals.images), 1.0);
+      char extra[200];
+      std::snprintf(extra, sizeof extra, "box %.3f cls %.3f dfl %.3f | lr %.2e | %.1f img/s | wait %.0f%%%s%s",
+                    totals.box / n, totals.cls / n, totals.dfl / n, current_lr_,
+                    static_cast<double>(images) / std::max(step_seconds + batch->wait_seconds, 1e-9),
+                    100.0 * batch->wait_seconds / std::max(step_seconds + batch->wait_seconds, 1e-9),
+                    device_.is_cuda() ? " | " : "", memory_text().c_str());
+      last_extra = extra;
+      progress.advance(1, extra);
+      if (interrupt_requested() && accumulated_ == 0) {
+        interrupted = true;
+        break;
+      }
+    }
+    if (rolled_back) {  // restore() set start_epoch_ / start_batch_ to the state rolled back to
+      epoch = start_epoch_;
+      continue;
+    }
+    totals.seconds += seconds_since(epoch_start);
+    if (interrupted) {
+      set_interrupt_requested(false);
+      checkpoint(epoch, trained_batches, totals, false);
+      progress.finish("interrupted");
+      log_warn("interrupted: saved the state after batch ", trained_batches, " of epoch ", epoch + 1, " in ",
+               (run_dir_ / "weights" / "last.pt").string(), "; continue with: detkit train --resume ", run_dir_.string());
+      result.interrupted = true;
+      break;
+    }
+    progress.finish(last_extra);
+
+    double map50 = -1, map50_95 = -1;
+    const bool last_epoch = epoch + 1 == config_.epochs;
+    bool improved = false;
+    if (val_loader_ && ((epoch + 1) % config_.eval_interval == 0 || last_epoch)) {
+      models::YoloDetector& evaluated = ema_ ? ema_->model : model_;
+      Validation v;
+      try {
+        v = validate(evaluated, *val_loader_, device_, dataset_, *val_split_, predict_options);
+      } catch (const InterruptedError&) {
+        // Ctrl-C during validation: keep the epoch just trained (unevaluated) and stop.
+        set_interrupt_requested(false);
+        ++epoch;
+        checkpoint(epoch, 0, {}, false);
+        log_warn("interrupted during validation: saved the state after epoch ", epoch, "; continue with: detkit train --resume ",
+                 run_dir_.string());
+        result.interrupted = true;
+        break;
+      }
+      map50 = v.coco.stats[1];
+      map50_95 = v.coco.stats[0];
+      log_info("epoch ", epoch + 1, " validation: mAP50-95 ", map50_95, ", mAP50 ", map50, " (", v.predict.images, " images, ",
+               format_duration(v.predict.seconds), ")");
+      result.final_map50 = map50;
+      result.final_map50_95 = map50_95;
+      if (map50_95 > best_fitness_) {
+        improved = true;
+        best_fitness_ = map50_95;
+        best_epoch_ = epoch;
+        evals_without_improvement_ = 0;
+        nlohmann::json stats;
+        for (std::size_t i = 0; i < 12; ++i) stats[coco_stat_names()[i]] = v.coco.stats[i];
+        nlohmann::json per_class;
+        for (const auto& [id, ap] : v.coco.per_category_ap) {
+          const Category* c = dataset_.find_category(id);
+          per_class[c ? c->name : std::to_string(id)] = ap;
+        }
+        best_metrics_ = {{"epoch", epoch + 1}, {"stats", stats}, {"per_class_AP", per_class}};
+      } else {
+        ++evals_without_improvement_;
+      }
+    } else if (!val_loader_) {
+      improved = true;  // no validation: the latest weights are the best we know
+    }
+    const double images_per_second = totals.seconds > 0 ? static_cast<double>(totals.images) / totals.seconds : 0;
+    history_.push_back({{"epoch", epoch + 1},
+                        {"box_loss", totals.box / std::max<double>(static_cast<double>(totals.images), 1.0)},
+                        {"cls_loss", totals.cls / std::max<double>(static_cast<double>(totals.images), 1.0)},
+                        {"dfl_loss", totals.dfl / std::max<double>(static_cast<double>(totals.images), 1.0)},
+                        {"lr", current_lr_},
+                        {"map50", map50},
+                        {"map50_95", map50_95},
+                        {"seconds", totals.seconds},
+                        {"images_per_second", images_per_second},
+                        {"data_wait_share", totals.seconds > 0 ? totals.data_wait / totals.seconds : 0.0},
+                        {"peak_memory_bytes", totals.peak_memory},
+                        {"skipped_steps", skipped_steps_},
+                        {"oom_events", oom_events_},
+                        {"rollbacks", rollbacks_},
+                        {"micro_batch", (config_.batch + split_ - 1) / split_}});
+    ++epoch;
+    checkpoint(epoch, 0, {}, improved);
+    write_results_csv();
+    if (config_.patience > 0 && evals_without_improvement_ >= config_.patience) {
+      log_info("stopping early: ", evals_without_improvement_, " evaluations without a better mAP50-95 (patience ",
+               config_.patience, "); best was epoch ", best_epoch_ + 1);
+      result.stopped_early = true;
+      stop = true;
+    }
+  }
+
+  result.epochs_completed = static_cast<int64_t>(history_.size());
+  result.optimizer_steps = optimizer_steps_;
+  result.samples_seen = samples_seen_;
+  result.best_epoch = best_epoch_;
+  if (best_metrics_.is_object()) {
+    result.best_map50_95 = best_metrics_["stats"]["AP"].get<double>();
+    result.best_map50 = best_metrics_["stats"]["AP50"].get<double>();
+  }
+  result.skipped_steps = skipped_steps_;
+  result.rollbacks = rollbacks_;
+  result.oom_events = oom_events_;
+  result.micro_batch = (config_.batch + split_ - 1) / split_;
+  result.seconds = seconds_since(run_start);
+  nlohmann::ordered_json metrics;
+  metrics["run_dir"] = result.run_dir;
+  metrics["model"] = config_.model;
+  metrics["epochs_completed"] = result.epochs_completed;
+  metrics["optimizer_steps"] = result.optimizer_steps;
+  metrics["samples_seen"] = result.samples_seen;
+  metrics["best_epoch"] = best_epoch_ + 1;
+  metrics["best"] = best_metrics_;
+  metrics["final_map50"] = result.final_map50;
+  metrics["final_map50_95"] = result.final_map50_95;
+  metrics["skipped_steps"] = skipped_steps_;
+  metrics["rollbacks"] = rollbacks_;
+  metrics["oom_events"] = oom_events_;
+  metrics["micro_batch"] = result.micro_batch;
+  metrics["stopped_early"] = result.stopped_early;
+  metrics["interrupted"] = result.interrupted;
+  metrics["seconds"] = result.seconds;
+  write_file_atomic(run_dir_ / "metrics.json", metrics.dump(2) + "\n");
+  return result;
+}
+
+}  // namespace
+
+TrainResult train(const TrainRequest& request) {
+  return guard_torch("training", [&] {
+    Trainer trainer(request);
+    return trainer.run();
+  });
+}
+
+}  // namespace detkit::train

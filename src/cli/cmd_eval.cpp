@@ -7,6 +7,7 @@
 #include "core/text.h"
 #include "core/torch_plugin.h"
 #include "data/formats_read.h"
+#include "report/report.h"
 #include "core/fs.h"
 #include "core/log.h"
 #include "eval/coco_eval.h"
@@ -21,6 +22,7 @@ int evaluate_trained_model(EvaluateModelRequest request, const std::string& data
   const DatasetSource source = read_dataset(data_path, read_options(data));
   request.dataset = &source.dataset;
   const EvaluateModelResult result = torch_plugin().evaluate_model(request);
+  const fs::path report_path = report::write_report(request.out_dir);
   if (json_out == "-") {
     std::cout << read_file(fs::path(request.out_dir) / "metrics.json");
     return 0;
@@ -39,6 +41,7 @@ int evaluate_trained_model(EvaluateModelRequest request, const std::string& data
                 static_cast<long long>(result.detections), result.images_per_second);
   std::cout << rate;
   for (const auto& f : result.files) std::cout << "  " << f << "\n";
+  std::cout << "  " << report_path.string() << "\n";
   if (!json_out.empty()) {
     write_file_atomic(json_out, read_file(fs::path(request.out_dir) / "metrics.json"));
     log_info("wrote ", json_out);

@@ -17,6 +17,7 @@
 #include "diag/rules.h"
 #include "diag/tables.h"
 #include "diag/child.h"
+#include "report/report.h"
 
 namespace detkit::cli {
 
@@ -116,7 +117,10 @@ int run_train(const std::vector<std::string>& args) {
   request.resume = resume;
   request.environment_report = environment_report();
   request.data_report = data_report;
+  request.data_report_json = check_report_json(report);
   const TrainResult result = torch_plugin().train(request);
+  const fs::path report_path = report::write_report(result.run_dir);
+  log_info("report: ", report_path.string());
 
   if (json) {
     nlohmann::ordered_json j;
@@ -139,14 +143,19 @@ int run_train(const std::vector<std::string>& args) {
     std::cout << j.dump(2) << "\n";
   } else {
     char line[256];
-    std::snprintf(line, sizeof line, "best mAP50-95 %.4f, mAP50 %.4f (epoch %lld of %lld completed) in %s\n",
-                  result.best_map50_95, result.best_map50, static_cast<long long>(result.best_epoch + 1),
-                  static_cast<long long>(result.epochs_completed), format_duration(result.seconds).c_str());
+    if (result.best_epoch >= 0)
+      std::snprintf(line, sizeof line, "best mAP50-95 %.4f, mAP50 %.4f at epoch %lld; %lld epoch(s) completed in %s\n",
+                    result.best_map50_95, result.best_map50, static_cast<long long>(result.best_epoch + 1),
+                    static_cast<long long>(result.epochs_completed), format_duration(result.seconds).c_str());
+    else
+      std::snprintf(line, sizeof line, "%lld epoch(s) completed in %s (not evaluated: no validation split)\n",
+                    static_cast<long long>(result.epochs_completed), format_duration(result.seconds).c_str());
     std::cout << "run: " << result.run_dir << "\n" << line;
     if (result.skipped_steps || result.rollbacks || result.oom_events)
       std::cout << "guardrails: " << result.skipped_steps << " skipped step(s), " << result.rollbacks << " rollback(s), "
                 << result.oom_events << " out-of-memory event(s) (see events.json)\n";
-    std::cout << "weights: " << result.run_dir << "/weights/best.pt\n";
+    std::cout << "weights: " << result.run_dir << "/weights/best.pt\n"
+              << "report:  " << report_path.string() << "\n";
   }
   if (result.interrupted) return static_cast<int>(ExitCode::interrupted);
   return 0;

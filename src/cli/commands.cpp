@@ -18,6 +18,8 @@ const std::vector<CommandSpec>& commands() {
       {"synth", "write a deterministic synthetic detection dataset (COCO, YOLO or VOC), optionally with planted defects",
        run_synth},
       {"check", "find every defect of a COCO, YOLO or VOC dataset (boxes, classes, images, duplicates, leakage)", run_check},
+      {"advise", "advise how to train from the data: imgsz, stride levels, tiles, batch, lr, epochs, augmentation",
+       run_advise},
       {"convert", "convert a dataset between COCO, YOLO and VOC layouts", run_convert},
       {"augment", "draw a grid of training samples as the loader augments them (boxes and class names)", run_augment},
       {"config", "resolve and validate a run configuration (YAML file + key=value overrides); list every key",
@@ -27,6 +29,8 @@ const std::vector<CommandSpec>& commands() {
        run_train},
       {"eval", "COCO evaluation of a detections file or of a trained model on a dataset (pycocotools' numbers)", run_eval},
       {"detect", "run a trained detector on images: COCO JSON, YOLO txt and annotated images", run_detect},
+      {"report", "write a self-contained HTML report of a training run or an evaluation (charts, tables, samples)",
+       run_report},
       {"version", "print the versions of detkit, LibTorch and CUDA, and the devices LibTorch sees", run_version},
   };
   return table;

@@ -38,6 +38,7 @@ int run_config(const std::vector<std::string>& args);
 int run_eval(const std::vector<std::string>& args);
 int run_model(const std::vector<std::string>& args);
 int run_check(const std::vector<std::string>& args);
+int run_advise(const std::vector<std::string>& args);
 int run_augment(const std::vector<std::string>& args);
 int run_convert(const std::vector<std::string>& args);
 int run_version(const std::vector<std::string>& args);
@@ -45,5 +46,6 @@ int run_doctor(const std::vector<std::string>& args);
 int run_explain(const std::vector<std::string>& args);
 int run_train(const std::vector<std::string>& args);
 int run_detect(const std::vector<std::string>& args);
+int run_report(const std::vector<std::string>& args);
 
 }  // namespace detkit::cli

@@ -88,7 +88,8 @@ struct TrainRequest {
   std::string val_split = "val";     // "" trains without evaluation (best = last)
   std::string resume;                // a run directory to continue from its last checkpoint ("": a new run)
   std::string environment_report;    // short doctor report, logged and saved as RUN/environment.txt
-  std::string data_report;           // short dataset check summary, saved as RUN/data-check.txt
+  std::string data_report;           // dataset check report, saved as RUN/data-check.txt
+  std::string data_report_json;      // the same as JSON (check_report_json), saved as RUN/data-check.json
 };
 
 struct TrainResult {

@@ -83,14 +83,16 @@ at::Tensor batched_nms(const at::Tensor& boxes_in, const at::Tensor& scores_in, 
     return to_tensor(run_nms(boxes + offsets.unsqueeze(1), scores, iou_threshold));
   }
   // One NMS per class, then all kept boxes in decreasing score order: torchvision's large-N path.
-  at::Tensor keep_mask = at::zeros({n}, at::TensorOptions().dtype(at::kBool));
+  std::vector<int64_t> kept_indices;
   const at::Tensor unique = std::get<0>(at::_unique(classes));
   for (int64_t u = 0; u < unique.size(0); ++u) {
-    const at::Tensor members = at::nonzero(classes == unique[u]).view({-1});
-    const std::vector<int64_t> kept = run_nms(boxes.index_select(0, members), scores.index_select(0, members), iou_threshold);
-    for (int64_t k : kept) keep_mask[members[k].item<int64_t>()] = true;
+    const at::Tensor members = at::nonzero(classes == unique[u]).view({-1}).contiguous();
+    const int64_t* member = members.data_ptr<int64_t>();
+    for (int64_t k : run_nms(boxes.index_select(0, members), scores.index_select(0, members), iou_threshold))
+      kept_indices.push_back(member[k]);
   }
-  const at::Tensor kept = at::nonzero(keep_mask).view({-1});
+  std::sort(kept_indices.begin(), kept_indices.end());
+  const at::Tensor kept = to_tensor(kept_indices);
   const at::Tensor order = std::get<1>(scores.index_select(0, kept).sort(/*dim=*/0, /*descending=*/true));
   return kept.index_select(0, order);
 }

@@ -3,12 +3,16 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "augment/draw.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/text.h"
 #include "core/torch/runtime.h"
 #include "eval/detection_metrics.h"
 #include "eval/detections_io.h"
+#include "data/image_io.h"
+#include "data/image_write.h"
+#include "data/raster.h"
 #include "models/checkpoint.h"
 
 namespace detkit::train {
@@ -74,6 +78,48 @@ const Split& find_split(const Dataset& dataset, const std::string& name) {
   }
   throw UsageError({cat("the dataset has no split '", name, "'"), cat("its splits: ", join(names, ", ")),
                     cat("use --split ", names.empty() ? std::string("NAME") : names.front())});
+}
+
+// A grid of the split's first images (4 columns of 320 px cells): ground truth as white outlines,
+// predictions with a score of at least `min_score` as labelled boxes in class colours.
+void write_samples(const Dataset& dataset, const Split& split, const std::vector<CocoDetection>& detections,
+                   const fs::path& out, double min_score = 0.25, std::size_t count = 16) {
+  const int cell = 320, columns = 4;
+  const std::size_t n = std::min(count, split.images.size());
+  if (n == 0) return;
+  const int rows = static_cast<int>((n + columns - 1) / columns);
+  RgbImage grid(cell * columns, cell * rows);
+  std::fill(grid.pixels.begin(), grid.pixels.end(), uint8_t{32});
+  for (std::size_t i = 0; i < n; ++i) {
+    const ImageRecord& record = split.images[i];
+    RgbImage image;
+    try {
+      image = decode_image(fs::path(split.image_dir) / record.file_name).image;
+    } catch (const DataError& e) {
+      log_warn("samples: skipping ", record.file_name, ": ", e.message());
+      continue;
+    }
+    const double scale = static_cast<double>(cell) / std::max(image.width, image.height);
+    const int w = std::max(1, static_cast<int>(image.width * scale)), h = std::max(1, static_cast<int>(image.height * scale));
+    RgbImage tile = resize_bilinear(image, w, h);
+    for (const auto& a : record.annotations) {
+      const Box b = a.box.convert(BoxFormat::xyxy);
+      augment::draw_rect(tile, static_cast<int>(b.a * scale), static_cast<int>(b.b * scale), static_cast<int>(b.c * scale) + 1,
+                         static_cast<int>(b.d * scale) + 1, Rgb{255, 255, 255});
+    }
+    for (const auto& d : detections) {
+      if (d.image_id != record.id || d.score < min_score) continue;
+      const int64_t cls = dataset.category_index(d.category_id);
+      char label[96];
+      std::snprintf(label, sizeof label, "%s %.2f", dataset.categories[static_cast<std::size_t>(cls)].name.c_str(), d.score);
+      augment::draw_labelled_box(tile, d.x * scale, d.y * scale, (d.x + d.w) * scale, (d.y + d.h) * scale, label,
+                                 augment::class_colour(cls));
+    }
+    const int x0 = static_cast<int>(i % columns) * cell, y0 = static_cast<int>(i / columns) * cell;
+    for (int y = 0; y < h; ++y)
+      std::copy(tile.at(0, y), tile.at(0, y) + 3 * w, grid.at(x0, y0 + y));
+  }
+  write_file_atomic(out, encode_jpeg(grid, 85));
 }
 
 }  // namespace
@@ -145,7 +191,9 @@ EvaluateModelResult evaluate_model(const EvaluateModelRequest& request) {
   j["best_confidence"] = metrics.best_confidence;
   j["per_class"] = per_class;
   write_file_atomic(out / "metrics.json", j.dump(2) + "\n");
-  result.files = {(out / "metrics.json").string(), (out / "curves.json").string(), (out / "predictions.json").string()};
+  write_samples(dataset, split, v.detections, out / "samples.jpg");
+  result.files = {(out / "metrics.json").string(), (out / "curves.json").string(), (out / "predictions.json").string(),
+                  (out / "samples.jpg").string()};
   return result;
 }
 

@@ -33,8 +33,9 @@ Validation validate(models::YoloDetector& model, augment::Loader& loader, const 
                     const Split& split, const infer::PredictOptions& options);
 
 // `detkit eval --model`: loads the checkpoint, validates, and writes into request.out_dir (when set)
-// metrics.json (COCO stats, per-class AP, precision/recall/F1 at the best confidence, PR and confidence
-// curves, confusion matrix) and predictions.json (COCO results). Throws UsageError (unknown split, class
+// metrics.json (COCO stats, per-class AP, precision/recall/F1 at the best confidence), curves.json (PR
+// and confidence curves, confusion matrix), predictions.json (COCO results) and samples.jpg (the first
+// 16 images with ground truth in white and predictions above 0.25 confidence in class colours). Throws UsageError (unknown split, class
 // names that differ from the model's), DataError (checkpoint, images).
 EvaluateModelResult evaluate_model(const EvaluateModelRequest& request);
 

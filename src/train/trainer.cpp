@@ -222,6 +222,7 @@ void Trainer::prepare_run_dir() {
   ensure_directory(run_dir_ / "weights");
   if (!request_.environment_report.empty()) write_file_atomic(run_dir_ / "environment.txt", request_.environment_report);
   if (!request_.data_report.empty()) write_file_atomic(run_dir_ / "data-check.txt", request_.data_report);
+  if (!request_.data_report_json.empty()) write_file_atomic(run_dir_ / "data-check.json", request_.data_report_json);
 }
 
 void Trainer::build_optimizer() {
@@ -813,6 +814,22 @@ TrainResult Trainer::run() {
       result.stopped_early = true;
       stop = true;
     }
+  }
+
+  // The best weights evaluated once more, with everything the report shows: curves, confusion matrix,
+  // predictions and a grid of samples (RUN/val).
+  if (val_split_ && !result.interrupted && fs::exists(run_dir_ / "weights" / "best.pt")) {
+    EvaluateModelRequest final_eval;
+    final_eval.model = (run_dir_ / "weights" / "best.pt").string();
+    final_eval.dataset = &dataset_;
+    final_eval.split = val_split_->name;
+    final_eval.batch = config_.batch * 2;
+    final_eval.workers = config_.workers;
+    final_eval.device = device_.str();
+    final_eval.conf = config_.val_conf;
+    final_eval.iou = config_.val_iou;
+    final_eval.out_dir = (run_dir_ / "val").string();
+    evaluate_model(final_eval);
   }
 
   result.epochs_completed = static_cast<int64_t>(history_.size());

@@ -12,7 +12,7 @@ from pathlib import Path
 
 DETKIT = os.environ.get("DETKIT", str(Path(__file__).resolve().parents[2] / "build" / "bin" / "detkit"))
 COMMANDS = ["doctor", "explain", "synth", "check", "convert", "augment", "config", "train", "eval", "detect", "version",
-            "model"]
+            "model", "report", "advise"]
 
 
 def run(*args, env=None, check=None):
@@ -762,6 +762,90 @@ class TrainEvalDetect(unittest.TestCase):
         p = run("eval", "--model", str(self.root / "nothing"))
         self.assertEqual(p.returncode, 2)
         self.assertIn("--model needs --data", p.stderr)
+
+
+class Advise(unittest.TestCase):
+    """`detkit advise` on the real BCCD dataset (microscopy) and on synthetic data with tiny objects."""
+
+    BCCD = Path(os.environ.get("DETKIT_SHARED_DIR", Path(__file__).resolve().parents[3] / "shared")) / "datasets" / "bccd-trainval"
+
+    def assert_command_parses(self, advice):
+        prefix = "detkit train "
+        self.assertTrue(advice["command"].startswith(prefix), advice["command"])
+        for override in advice["overrides"]:
+            self.assertRegex(override, r"^[a-z0-9_.]+=")
+        with tempfile.TemporaryDirectory() as tmp:
+            run("config", *advice["overrides"], "--out", tmp, check=0)
+            self.assertTrue((Path(tmp) / "config.yaml").exists())
+
+    def test_bccd(self):
+        if not self.BCCD.exists():
+            self.skipTest(f"{self.BCCD} is not there")
+        with tempfile.TemporaryDirectory() as tmp:
+            p = run("advise", str(self.BCCD), "--gpu-mem", "24GiB", "--json", f"{tmp}/advice.json", check=0)
+            advice = json.loads(Path(f"{tmp}/advice.json").read_text())
+        for key in ("coverage", "imgsz", "stride4", "tiles", "density", "schedule", "classes", "orientation",
+                    "scale_jitter", "augment", "overrides", "command"):
+            self.assertIn(key, advice)
+        self.assertEqual(advice["splits"], ["train"])
+        self.assertEqual((advice["images"], advice["boxes"]), (205, 2805))
+        levels = {l["stride"]: l for l in advice["coverage"]["levels"]}
+        self.assertEqual(sorted(levels), [4, 8, 16, 32])
+        # Blood cells are ~100 px at 640: every box but the one 1-px labelling slip has candidates.
+        self.assertEqual(advice["coverage"]["unmatched"], 1)
+        self.assertEqual(advice["coverage"]["unmatched_degenerate"], 1)
+        self.assertEqual(advice["coverage"]["unmatched_by_class"][0]["name"], "RBC")
+        self.assertFalse(advice["imgsz"]["raise"])
+        self.assertFalse(advice["tiles"]["suggested"])
+        # Microscopy has no up: box-centre y is symmetric and the cells are round, so flipud is advised.
+        self.assertTrue(advice["orientation"]["y_mirror"]["symmetric"])
+        self.assertFalse(advice["orientation"]["upright"])
+        flipud = next(a for a in advice["augment"] if a["key"] == "augment.flipud")
+        self.assertEqual(flipud["value"], "0.5")
+        self.assertIn("augment.flipud=0.5", advice["command"])
+        # 205 training images: AdamW at 0.001..0.002, more epochs, a nominal batch below 64.
+        schedule = advice["schedule"]
+        self.assertEqual(schedule["optimizer"], "adamw")
+        self.assertTrue(0.001 <= schedule["lr0"] <= 0.002)
+        self.assertLess(schedule["nominal_batch"], 64)
+        self.assertGreaterEqual(schedule["epochs"], 200)
+        self.assertEqual([c["name"] for c in advice["classes"]["classes"]], ["Platelets", "RBC", "WBC"])
+        self.assertAlmostEqual(advice["classes"]["imbalance_ratio"], 2382 / 209, places=6)
+        for section in ("1. Anchor candidates", "2. Image size", "3. Batch", "4. Classes", "5. Augmentation",
+                        "6. Suggested command"):
+            self.assertIn(section, p.stdout)
+        self.assertIn(advice["command"], p.stdout)
+        self.assert_command_parses(advice)
+
+    def test_tiny_objects_on_large_synthetic_images(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            run("synth", "--out", f"{tmp}/big", "--sizes", "2560x1920", "--min-object-px", "3", "--train", "16",
+                "--val", "2", "--format", "yolo", check=0)
+            p = run("advise", f"{tmp}/big", "--model", "yolo-s", "--json", "-", check=0)
+            advice = json.loads(p.stdout)
+        self.assertGreater(advice["coverage"]["unmatched"], 0)
+        self.assertTrue(advice["imgsz"]["raise"])
+        self.assertGreater(advice["imgsz"]["suggested"], 640)
+        self.assertEqual(advice["imgsz"]["suggested"] % 32, 0)
+        self.assertGreater(advice["stride4"]["recovered"], 0)
+        self.assertEqual(advice["tiles"]["tile"], 640)
+        self.assertGreater(advice["tiles"]["share_matched_tiled"], advice["coverage"]["share_matched"])
+        self.assertIn(f"imgsz={advice['imgsz']['suggested']}", advice["command"])
+        self.assert_command_parses(advice)
+
+    def test_usage_errors(self):
+        p = run("advise", "/nonexistent/dataset", "--imgsz", "650")
+        self.assertEqual(p.returncode, 2, p.stderr)  # options are checked before the data is read
+        p = run("advise", "/nonexistent/dataset")
+        self.assertEqual(p.returncode, 4, p.stderr)
+        with tempfile.TemporaryDirectory() as tmp:
+            run("synth", "--out", f"{tmp}/d", "--train", "4", "--val", "1", check=0)
+            p = run("advise", f"{tmp}/d", "--imgsz", "650")
+            self.assertEqual(p.returncode, 2)
+            self.assertIn("multiple of 32", p.stderr)
+            p = run("advise", f"{tmp}/d", "--gpu-mem", "lots")
+            self.assertEqual(p.returncode, 2)
+            self.assertIn("fix: write it like 24GiB", p.stderr)
 
 
 if __name__ == "__main__":

@@ -242,3 +242,39 @@ TEST(Loader, RejectsBadOptions) {
   o.batch = 0;
   EXPECT_THROW(Loader(source.dataset, train(source), o), UsageError);
 }
+
+TEST(Loader, ValidationGeometryMapsBatchBoxesBackToTheAnnotations) {
+  TempDir dir;
+  const DatasetSource source = synth_dataset(dir);
+  LoaderOptions o = small_options(2);
+  o.augment = false;
+  o.shuffle = false;
+  o.recipe.mixup = 0;
+  o.imgsz = 96;
+  const Split& split = train(source);
+  Loader loader(source.dataset, split, o);
+  int64_t checked = 0;
+  for (const auto& b : epoch(loader, 0)) {
+    ASSERT_EQ(b.geometry.size(), b.indices.size());
+    for (int64_t row = 0; row < b.targets.size(0); ++row) {
+      const auto t = b.targets[row];
+      const auto position = static_cast<std::size_t>(t[0].item<float>());
+      const auto& g = b.geometry[position];
+      const ImageRecord& record = split.images[static_cast<std::size_t>(b.indices[position])];
+      EXPECT_EQ(g.width, record.width);
+      EXPECT_EQ(g.height, record.height);
+      // The box as the network sees it, mapped back with x = (x' - pad) / scale, equals an annotation.
+      const double x1 = (t[2].item<float>() - g.pad_x) / g.scale_x, y1 = (t[3].item<float>() - g.pad_y) / g.scale_y;
+      const double x2 = (t[4].item<float>() - g.pad_x) / g.scale_x, y2 = (t[5].item<float>() - g.pad_y) / g.scale_y;
+      bool found = false;
+      for (const auto& a : record.annotations) {
+        const Box box = a.box.convert(BoxFormat::xyxy);
+        found = found || (std::abs(box.a - x1) < 0.01 && std::abs(box.b - y1) < 0.01 && std::abs(box.c - x2) < 0.01 &&
+                          std::abs(box.d - y2) < 0.01);
+      }
+      EXPECT_TRUE(found) << record.file_name << ": [" << x1 << ", " << y1 << ", " << x2 << ", " << y2 << "]";
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 10);
+}

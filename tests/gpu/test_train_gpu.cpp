@@ -1,0 +1,104 @@
+// The trainer on a CUDA device: mixed precision trains and reports memory, and a real device
+// out-of-memory (forced by capping this process's share of the GPU) is recovered by halving the
+// micro-batch, with the run finishing all its epochs.
+#include <gtest/gtest.h>
+#include <torch/cuda.h>
+
+#include <iostream>
+
+#include "core/text.h"
+#include "core/torch/compat.h"
+#include "core/torch_plugin.h"
+#include "data/formats_read.h"
+#include "data/synth.h"
+#include "test_util.h"
+#include "train/trainer.h"
+
+using namespace detkit;
+using detkit::testing::TempDir;
+
+namespace {
+
+bool have_cuda() { return torch::cuda::is_available() && torch::cuda::device_count() > 0; }
+
+DatasetSource synth_dataset(const TempDir& dir) {
+  SynthOptions o;
+  o.seed = 7;
+  o.train_images = 64;
+  o.val_images = 16;
+  o.classes = 3;
+  o.sizes = {"320x320", "320x240"};
+  generate_synthetic_dataset(o, dir / "coco");
+  return read_dataset(dir / "coco");
+}
+
+RunConfig gpu_config(const TempDir& dir, const std::string& name) {
+  RunConfig c;
+  c.model = "yolo-n";
+  c.imgsz = 320;
+  c.epochs = 2;
+  c.batch = 16;
+  c.nominal_batch = 16;
+  c.device = "cuda:0";
+  c.amp = true;
+  c.project = (dir / "runs").string();
+  c.name = name;
+  return c;
+}
+
+}  // namespace
+
+#define REQUIRE_CUDA() \
+  if (!have_cuda()) GTEST_SKIP() << "no CUDA device visible"
+
+TEST(GpuTrain, MixedPrecisionTrainsAndReportsPeakMemory) {
+  REQUIRE_CUDA();
+  TempDir dir;
+  const DatasetSource source = synth_dataset(dir);
+  TrainRequest r;
+  r.config = gpu_config(dir, "amp");
+  r.dataset = &source.dataset;
+  const TrainResult result = train::train(r);
+  EXPECT_EQ(result.epochs_completed, 2);
+  EXPECT_EQ(result.skipped_steps, 0);
+  EXPECT_EQ(result.oom_events, 0);
+  const std::string csv = read_file(fs::path(result.run_dir) / "results.csv");
+  std::cout << csv;
+  EXPECT_GE(result.final_map50_95, 0.0);
+}
+
+TEST(GpuTrain, ARealOutOfMemoryIsRecoveredByHalvingTheMicroBatch) {
+  REQUIRE_CUDA();
+  TempDir dir;
+  const DatasetSource source = synth_dataset(dir);
+  // Measure what a batch of 8 needs, then cap the process at three times that: a batch of 64 cannot fit,
+  // 16 can.
+  RunConfig probe = gpu_config(dir, "probe");
+  probe.batch = probe.nominal_batch = 8;
+  probe.epochs = 1;
+  TrainRequest r;
+  r.config = probe;
+  r.dataset = &source.dataset;
+  const TrainResult measured = train::train(r);
+  const std::vector<std::string> rows = split(trim(read_file(fs::path(measured.run_dir) / "results.csv")), '\n');
+  ASSERT_EQ(rows.size(), 2u);
+  ASSERT_EQ(split(rows[0], ',')[10], "peak_memory_bytes");
+  const double peak8 = std::stod(split(rows[1], ',')[10]);
+  const auto memory = compat::cuda_memory(0);
+  ASSERT_GT(peak8, 0);
+  const double fraction = std::min(1.0, 3.0 * peak8 / static_cast<double>(memory.total));
+  std::cout << "peak at batch 8: " << peak8 / (1 << 20) << " MiB; capping at " << fraction * 100 << " % of "
+            << memory.total / (1 << 30) << " GiB\n";
+
+  RunConfig capped = gpu_config(dir, "capped");
+  capped.batch = capped.nominal_batch = 64;
+  capped.gpu_memory_fraction = fraction;
+  r.config = capped;
+  const TrainResult result = train::train(r);
+  compat::cuda_set_memory_fraction(1.0, 0);
+  EXPECT_EQ(result.epochs_completed, 2);
+  EXPECT_GE(result.oom_events, 1);
+  EXPECT_LE(result.micro_batch, 32);
+  std::cout << "out-of-memory events: " << result.oom_events << ", micro-batch now " << result.micro_batch << "\n"
+            << read_file(fs::path(result.run_dir) / "events.json");
+}

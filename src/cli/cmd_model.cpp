@@ -13,13 +13,14 @@ int run_model(const std::vector<std::string>& args) {
   std::vector<std::string> action;
   std::string model = "yolo-n";
   int64_t imgsz = 640, classes = 80;
-  bool json = false;
+  bool json = false, stride4 = false;
   CommonOptions common;
   OptionSet set("detkit model", "describe a detector: parameters, GFLOPs, strides and output grids");
   set.positionals("info", "what to do (info)", &action, 1, 1);
   set.add("--model", &model, "model family and scale").alias("-m").choices({"yolo-n", "yolo-s", "yolo-m"});
   set.add("--imgsz", &imgsz, "input size in pixels (multiple of 32)").range(32, 8192);
   set.add("--classes", &classes, "number of classes").range(1, 100000);
+  set.add("--stride4", &stride4, "with the extra stride-4 output level (small objects)");
   set.add("--json", &json, "print as JSON");
   add_common_options(set, common);
   set.epilog("example:\n  detkit model info --model yolo-s --imgsz 416 --classes 3");
@@ -29,7 +30,7 @@ int run_model(const std::vector<std::string>& args) {
   if (action.front() != "info")
     throw UsageError({cat("unknown action '", action.front(), "' for 'detkit model'"), "", "use 'detkit model info'"});
 
-  const ModelInfo info = torch_plugin().model_info(model, classes, imgsz);
+  const ModelInfo info = torch_plugin().model_info(model, classes, imgsz, stride4);
   if (json) {
     nlohmann::ordered_json j;
     j["model"] = model;

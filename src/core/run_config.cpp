@@ -31,6 +31,7 @@ void RunConfig::visit(ConfigVisitor& v) {
   v.field("data", data, "dataset: a COCO JSON, a YOLO data.yaml or a VOC directory");
   v.field("data_format", data_format, "dataset layout", {"auto", "coco", "yolo", "voc"});
   v.field("model", model, "model family and scale", {"yolo-n", "yolo-s", "yolo-m"});
+  v.field("stride4", stride4, "add a stride-4 output level for very small objects");
   v.field("imgsz", imgsz, "training and evaluation image size in pixels (multiple of 32)", {32, 8192});
   v.field("epochs", epochs, "training epochs", {1, 100000});
   v.field("batch", batch, "images per optimizer micro-batch", {1, 4096});

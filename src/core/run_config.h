@@ -41,6 +41,7 @@ struct RunConfig {
   std::string data = "";                // dataset: a COCO JSON, a YOLO data.yaml or a VOC directory
   std::string data_format = "auto";     // dataset layout
   std::string model = "yolo-n";         // model family and scale
+  bool stride4 = false;                 // add a stride-4 output level for very small objects
   int64_t imgsz = 640;                  // training and evaluation image size (pixels, multiple of 32)
   int64_t epochs = 100;                 // training epochs
   int64_t batch = 16;                   // images per optimizer micro-batch

@@ -166,7 +166,7 @@ class TorchPlugin {
 
   // Parameters, GFLOPs at imgsz x imgsz (batch 1) and output grids of a detector (`detkit model info`).
   // Throws UsageError for an unknown model, a bad imgsz or class count.
-  virtual ModelInfo model_info(const std::string& model, int64_t classes, int64_t imgsz) = 0;
+  virtual ModelInfo model_info(const std::string& model, int64_t classes, int64_t imgsz, bool stride4) = 0;
 
   // Trains (src/train/trainer.h). Throws ConfigError/UsageError for a bad request, DataError for data
   // that cannot train, RunError when the guardrails give up, OutOfMemoryError when retries run out.

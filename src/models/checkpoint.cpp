@@ -129,6 +129,7 @@ LoadedModel load_model(const std::string& where, const c10::Device& device) {
     YoloOptions options;
     options.scale = yolo_scale(meta.at("model").get<std::string>());
     options.classes = static_cast<int64_t>(loaded.class_names.size());
+    options.stride4 = meta.value("stride4", false);
     loaded.model = YoloDetector(options);
   } catch (const Error&) {
     throw;

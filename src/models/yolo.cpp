@@ -151,13 +151,24 @@ YoloDetectorImpl::YoloDetectorImpl(const YoloOptions& options) : options_(option
   neck_->push_back(C2f(c3 + c4, c4, depth(3), false, flops));  // bottom-up at 16: P4 out
   neck_->push_back(ConvUnit(c4, c4, 3, 2, flops));
   neck_->push_back(C2f(c4 + c5, c5, depth(3), false, flops));  // bottom-up at 32: P5 out
+  // The optional stride-4 level (for objects a few pixels wide): a further top-down step from P3 onto the
+  // backbone's stride-4 features, then a bottom-up step that feeds it back into P3. Its modules live in
+  // their own list, so models without it keep their layout (and their checkpoints).
+  if (options.stride4) {
+    neck_p2_ = register_module("neck_p2", torch::nn::ModuleList());
+    neck_p2_->push_back(C2f(c3 + c2, c2, depth(3), false, flops));  // top-down at 4: P2 out
+    neck_p2_->push_back(ConvUnit(c2, c2, 3, 2, flops));
+    neck_p2_->push_back(C2f(c2 + c3, c3, depth(3), false, flops));  // bottom-up at 8: P3 out
+  }
   const int64_t reg = options.reg_max, nc = options.classes;
-  const int64_t box_ch = std::max<int64_t>({16, c3 / 4, 4 * reg}), cls_ch = std::max(c3, std::min<int64_t>(nc, 100));
+  std::vector<int64_t> level_channels{c3, c4, c5};
+  if (options.stride4) level_channels.insert(level_channels.begin(), c2);
+  const std::vector<int64_t> level_strides = strides();
+  const int64_t first = level_channels.front();
+  const int64_t box_ch = std::max<int64_t>({16, first / 4, 4 * reg}), cls_ch = std::max(first, std::min<int64_t>(nc, 100));
   box_heads_ = register_module("box_heads", torch::nn::ModuleList());
   cls_heads_ = register_module("cls_heads", torch::nn::ModuleList());
-  const int64_t level_channels[] = {c3, c4, c5};
-  const int64_t level_strides[] = {8, 16, 32};
-  for (int level = 0; level < 3; ++level) {
+  for (std::size_t level = 0; level < level_channels.size(); ++level) {
     const int64_t c = level_channels[level];
     torch::nn::Sequential box(ConvUnit(c, box_ch, 3, 1, flops), ConvUnit(box_ch, box_ch, 3, 1, flops),
                               ConvUnit(box_ch, 4 * reg, 1, 1, flops, /*plain=*/true));
@@ -177,33 +188,39 @@ YoloDetectorImpl::YoloDetectorImpl(const YoloOptions& options) : options_(option
 
 std::vector<LevelOutput> YoloDetectorImpl::forward(const at::Tensor& images) {
   *flops_ = 0;
-  std::vector<at::Tensor> taps;  // backbone outputs at strides 8, 16, 32
+  std::vector<at::Tensor> taps;  // backbone outputs at strides 4, 8, 16, 32
   at::Tensor x = images;
   for (std::size_t i = 0; i < backbone_->size(); ++i) {
     const auto& m = (*backbone_)[i];
     if (auto conv = m->as<ConvUnitImpl>()) x = conv->forward(x);
     else if (auto c2f = m->as<C2fImpl>()) x = c2f->forward(x);
     else x = m->as<SppfImpl>()->forward(x);
-    if (i == 4 || i == 6 || i == 9) taps.push_back(x);
+    if (i == 2 || i == 4 || i == 6 || i == 9) taps.push_back(x);
   }
   const auto c2f = [&](std::size_t i, const at::Tensor& t) { return (*neck_)[i]->as<C2fImpl>()->forward(t); };
   const auto conv = [&](std::size_t i, const at::Tensor& t) { return (*neck_)[i]->as<ConvUnitImpl>()->forward(t); };
-  const at::Tensor n4 = c2f(0, at::cat({upsample2(taps[2]), taps[1]}, 1));
-  const at::Tensor p3 = c2f(1, at::cat({upsample2(n4), taps[0]}, 1));
+  const at::Tensor n4 = c2f(0, at::cat({upsample2(taps[3]), taps[2]}, 1));
+  at::Tensor p3 = c2f(1, at::cat({upsample2(n4), taps[1]}, 1));
+  std::vector<at::Tensor> levels;
+  if (options_.stride4) {
+    const at::Tensor p2 = (*neck_p2_)[0]->as<C2fImpl>()->forward(at::cat({upsample2(p3), taps[0]}, 1));
+    p3 = (*neck_p2_)[2]->as<C2fImpl>()->forward(at::cat({(*neck_p2_)[1]->as<ConvUnitImpl>()->forward(p2), p3}, 1));
+    levels.push_back(p2);
+  }
   const at::Tensor p4 = c2f(3, at::cat({conv(2, p3), n4}, 1));
-  const at::Tensor p5 = c2f(5, at::cat({conv(4, p4), taps[2]}, 1));
+  const at::Tensor p5 = c2f(5, at::cat({conv(4, p4), taps[3]}, 1));
+  levels.insert(levels.end(), {p3, p4, p5});
+  const std::vector<int64_t> level_strides = strides();
   std::vector<LevelOutput> out;
-  const at::Tensor levels[] = {p3, p4, p5};
-  const int64_t strides[] = {8, 16, 32};
-  for (std::size_t level = 0; level < 3; ++level)
+  for (std::size_t level = 0; level < levels.size(); ++level)
     out.push_back({(*box_heads_)[level]->as<torch::nn::SequentialImpl>()->forward(levels[level]),
-                   (*cls_heads_)[level]->as<torch::nn::SequentialImpl>()->forward(levels[level]), strides[level]});
+                   (*cls_heads_)[level]->as<torch::nn::SequentialImpl>()->forward(levels[level]), level_strides[level]});
   return out;
 }
 
 double YoloDetectorImpl::last_forward_flops() const { return *flops_; }
 
-ModelSummary summarize_model(const std::string& model, int64_t classes, int64_t imgsz) {
+ModelSummary summarize_model(const std::string& model, int64_t classes, int64_t imgsz, bool stride4) {
   if (imgsz <= 0 || imgsz % 32 != 0)
     throw UsageError({cat("image size ", imgsz, " is not a positive multiple of 32 (the largest stride)"), "",
                       cat("use --imgsz ", std::max<int64_t>(32, (imgsz + 31) / 32 * 32))});
@@ -211,6 +228,7 @@ ModelSummary summarize_model(const std::string& model, int64_t classes, int64_t 
   YoloOptions options;
   options.scale = yolo_scale(model);
   options.classes = classes;
+  options.stride4 = stride4;
   YoloDetector net(options);
   net->eval();
   ModelSummary summary;

@@ -33,6 +33,7 @@ struct YoloOptions {
   YoloScale scale;
   int64_t classes = 80;  // number of classes
   int64_t reg_max = 16;  // distance bins per box side
+  bool stride4 = false;  // add an output level at stride 4 (small objects; ~4x the anchors of stride 8)
 };
 
 // Raw head outputs for one level: box distribution logits [B, 4 * reg_max, H, W] and class logits
@@ -46,18 +47,21 @@ struct LevelOutput {
 class YoloDetectorImpl : public torch::nn::Module {
  public:
   explicit YoloDetectorImpl(const YoloOptions& options);
-  // images [B, 3, H, W] float in 0..1, H and W multiples of 32. One LevelOutput per stride (8, 16, 32).
+  // images [B, 3, H, W] float in 0..1, H and W multiples of 32. One LevelOutput per stride (4 when
+  // stride4, then 8, 16, 32), finest first.
   std::vector<LevelOutput> forward(const at::Tensor& images);
 
   const YoloOptions& options() const { return options_; }
-  std::vector<int64_t> strides() const { return {8, 16, 32}; }
+  std::vector<int64_t> strides() const {
+    return options_.stride4 ? std::vector<int64_t>{4, 8, 16, 32} : std::vector<int64_t>{8, 16, 32};
+  }
   // Multiply-accumulate operations of the last forward's convolutions, times 2 (the GFLOPs convention).
   double last_forward_flops() const;
 
  private:
   YoloOptions options_;
   std::shared_ptr<double> flops_;  // convolutions add their cost here during forward
-  torch::nn::ModuleList backbone_{nullptr}, neck_{nullptr}, box_heads_{nullptr}, cls_heads_{nullptr};
+  torch::nn::ModuleList backbone_{nullptr}, neck_{nullptr}, neck_p2_{nullptr}, box_heads_{nullptr}, cls_heads_{nullptr};
   at::Tensor bins_;
 };
 TORCH_MODULE(YoloDetector);
@@ -72,6 +76,6 @@ struct ModelSummary {
 
 // Builds the model and runs one forward pass on a blank imgsz x imgsz image to count. Throws UsageError
 // for an unknown model or an imgsz that is not a positive multiple of 32.
-ModelSummary summarize_model(const std::string& model, int64_t classes, int64_t imgsz);
+ModelSummary summarize_model(const std::string& model, int64_t classes, int64_t imgsz, bool stride4 = false);
 
 }  // namespace detkit::models

@@ -433,6 +433,7 @@ nlohmann::json Trainer::meta(int64_t epoch, int64_t batch_in_epoch, const EpochT
   j["model"] = config_.model;
   j["class_names"] = class_names_;
   j["classes"] = class_names_.size();
+  j["stride4"] = config_.stride4;
   j["imgsz"] = config_.imgsz;
   j["has_ema"] = ema_ != nullptr;
   j["epoch"] = epoch;                    // the epoch in progress (== epochs completed when batch is 0)
@@ -543,7 +544,7 @@ std::string Trainer::memory_text() const {
     const auto m = compat::cuda_memory(device_.index());
     return cat("gpu ", format_bytes(m.peak_allocated), "/", format_bytes(m.total));
   }
-  return cat("ram ", format_bytes(resident_memory_bytes()));
+  return "";  // on the CPU the progress line shows the process's memory already
 }
 
 TrainResult Trainer::run() {
@@ -557,6 +558,7 @@ TrainResult Trainer::run() {
   models::YoloOptions options;
   options.scale = models::yolo_scale(config_.model);
   options.classes = static_cast<int64_t>(class_names_.size());
+  options.stride4 = config_.stride4;
   model_ = models::YoloDetector(options);
   model_->to(device_);
   if (config_.ema) {

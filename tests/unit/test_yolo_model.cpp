@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 #include <torch/nn/module.h>
 
+#include "infer/postprocess.h"
+#include "models/loss.h"
 #include "models/yolo.h"
 #include "test_util.h"
 
@@ -41,4 +43,37 @@ TEST(YoloModel, BadRequestsAreUsageErrors) {
   EXPECT_THROW_WITH(yolo_scale("yolo-x"), UsageError, "unknown model 'yolo-x'", "did you mean 'yolo-");
   EXPECT_THROW_WITH(summarize_model("yolo-n", 80, 650), UsageError, "650 is not a positive multiple of 32", "--imgsz 672");
   EXPECT_THROW_WITH(summarize_model("yolo-n", 0, 640), UsageError, "at least one class", "--classes 1");
+}
+
+TEST(YoloModel, TheStride4LevelAddsAFinerGridThatTrainsAndDecodes) {
+  using namespace detkit::models;
+  YoloOptions options;
+  options.scale = yolo_scale("yolo-n");
+  options.classes = 3;
+  options.stride4 = true;
+  YoloDetector net(options);
+  EXPECT_EQ(net->strides(), (std::vector<int64_t>{4, 8, 16, 32}));
+  const auto outputs = net->forward(at::rand({2, 3, 64, 64}));
+  ASSERT_EQ(outputs.size(), 4u);
+  const int64_t expected_grids[] = {16, 8, 4, 2};
+  for (std::size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(outputs[i].stride, net->strides()[i]);
+    EXPECT_EQ(outputs[i].box.size(2), expected_grids[i]);
+    EXPECT_EQ(outputs[i].cls.size(1), 3);
+  }
+  // A 3 px box: no stride-8 anchor centre can fall inside it, a stride-4 one can (centre at 6, 6).
+  const at::Tensor targets = at::tensor({0.f, 1.f, 4.5f, 4.5f, 7.5f, 7.5f}).view({1, 6});
+  const LossTerms terms = DetectionLoss()(outputs, targets, 2);
+  EXPECT_TRUE(std::isfinite(terms.total.item<double>()));
+  EXPECT_GT(terms.box.item<double>(), 0);  // the box is assigned, so it has a box loss
+  terms.total.backward();
+  const auto detections = detkit::postprocess(net->forward(at::rand({1, 3, 64, 64})));
+  ASSERT_EQ(detections.size(), 1u);
+  // Without the level the same model family has 4x fewer anchors.
+  options.stride4 = false;
+  EXPECT_EQ(YoloDetector(options)->forward(at::rand({1, 3, 64, 64})).size(), 3u);
+  const auto with = summarize_model("yolo-n", 3, 640, true), without = summarize_model("yolo-n", 3, 640, false);
+  // The finer level costs compute (a 160x160 grid at 640), not parameters: its heads are narrower.
+  EXPECT_GT(with.gflops, without.gflops * 1.3);
+  EXPECT_EQ(with.level_shapes.front(), (std::vector<int64_t>{160, 160}));
 }

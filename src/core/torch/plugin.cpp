@@ -113,9 +113,9 @@ class LibTorchPlugin final : public TorchPlugin {
 
   TorchSmokeResult smoke_test(const std::string& device) override { return run_smoke(device); }
 
-  ModelInfo model_info(const std::string& model, int64_t classes, int64_t imgsz) override {
+  ModelInfo model_info(const std::string& model, int64_t classes, int64_t imgsz, bool stride4) override {
     return guard_torch("building the model", [&] {
-      const models::ModelSummary summary = models::summarize_model(model, classes, imgsz);
+      const models::ModelSummary summary = models::summarize_model(model, classes, imgsz, stride4);
       ModelInfo info;
       info.parameters = summary.parameters;
       info.trainable = summary.trainable;

@@ -195,6 +195,12 @@ void Loader::note_bad_file(int64_t index, const std::exception& error) {
   }
 }
 
+void Loader::set_run_epochs(int64_t epochs) {
+  stop_workers();
+  std::lock_guard<std::mutex> lock(mutex_);
+  options_.epochs = epochs;
+}
+
 void Loader::start_epoch(int64_t epoch, int64_t first_batch) {
   stop_workers();
   std::lock_guard<std::mutex> lock(mutex_);

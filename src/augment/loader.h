@@ -106,6 +106,9 @@ class Loader {
   Loader& operator=(const Loader&) = delete;
 
   int64_t size() const { return static_cast<int64_t>(records_.size()); }
+  // Changes the run length close_mosaic counts back from (a time-limited run shortened itself). Takes
+  // effect from the next start_epoch().
+  void set_run_epochs(int64_t epochs);
   int64_t batches_per_epoch() const;
   const CachePlan& cache_plan() const { return cache_plan_; }
 

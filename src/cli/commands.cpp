@@ -20,6 +20,8 @@ const std::vector<CommandSpec>& commands() {
       {"check", "find every defect of a COCO, YOLO or VOC dataset (boxes, classes, images, duplicates, leakage)", run_check},
       {"advise", "advise how to train from the data: imgsz, stride levels, tiles, batch, lr, epochs, augmentation",
        run_advise},
+      {"plan", "estimate the peak memory of training (measured) and print the batch and flags that fit",
+       run_plan},
       {"convert", "convert a dataset between COCO, YOLO and VOC layouts", run_convert},
       {"augment", "draw a grid of training samples as the loader augments them (boxes and class names)", run_augment},
       {"config", "resolve and validate a run configuration (YAML file + key=value overrides); list every key",

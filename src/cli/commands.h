@@ -39,6 +39,7 @@ int run_eval(const std::vector<std::string>& args);
 int run_model(const std::vector<std::string>& args);
 int run_check(const std::vector<std::string>& args);
 int run_advise(const std::vector<std::string>& args);
+int run_plan(const std::vector<std::string>& args);
 int run_augment(const std::vector<std::string>& args);
 int run_convert(const std::vector<std::string>& args);
 int run_version(const std::vector<std::string>& args);

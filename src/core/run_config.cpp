@@ -34,8 +34,12 @@ void RunConfig::visit(ConfigVisitor& v) {
   v.field("stride4", stride4, "add a stride-4 output level for very small objects");
   v.field("imgsz", imgsz, "training and evaluation image size in pixels (multiple of 32)", {32, 8192});
   v.field("epochs", epochs, "training epochs", {1, 100000});
+  v.field("time_limit", time_limit, "minutes: fit the run (epochs, schedule) into this time (0: no limit)", {0, 1e6});
   v.field("batch", batch, "images per optimizer micro-batch", {1, 4096});
   v.field("nominal_batch", nominal_batch, "effective batch reached by gradient accumulation", {1, 65536});
+  v.field("auto_batch", auto_batch, "choose batch from a memory profile before training (capped at nominal_batch)");
+  v.field("memory_fraction", memory_fraction, "auto_batch: target share of GPU memory, or of available RAM on the CPU",
+          {0.05, 1});
   v.field("workers", workers, "data-loader threads (0: one per core)", {0, 256});
   v.field("device", device, "cpu, cuda, cuda:N or auto");
   v.field("threads", threads, "intra-op CPU threads (0: one per core)", {0, 1024});

@@ -44,8 +44,11 @@ struct RunConfig {
   bool stride4 = false;                 // add a stride-4 output level for very small objects
   int64_t imgsz = 640;                  // training and evaluation image size (pixels, multiple of 32)
   int64_t epochs = 100;                 // training epochs
+  double time_limit = 0;                // minutes: fit the run (epochs, schedule) into this time (0: no limit)
   int64_t batch = 16;                   // images per optimizer micro-batch
   int64_t nominal_batch = 64;           // effective batch reached by gradient accumulation
+  bool auto_batch = false;              // choose batch from a memory profile before training (docs/plan.md)
+  double memory_fraction = 0.8;         // auto_batch: target share of GPU memory (or of available RAM on the CPU)
   int64_t workers = 0;                  // data-loader threads (0: one per core)
   std::string device = "auto";          // cpu, cuda, cuda:N or auto
   int64_t threads = 0;                  // intra-op CPU threads (0: one per core)

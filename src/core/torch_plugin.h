@@ -151,6 +151,77 @@ struct DetectResult {
   std::vector<std::string> files;
 };
 
+// `detkit plan` (src/train/plan.h, docs/plan.md): the device memory a training run needs.
+struct PlanRequest {
+  std::string model = "yolo-n";
+  int64_t classes = 80;
+  bool stride4 = false;              // the model has the stride-4 level
+  int64_t imgsz = 640;
+  int64_t batch = 16;                // the batch to judge
+  int64_t nominal_batch = 64;        // effective batch (gradient accumulation reaches it)
+  bool amp = false;                  // judge the mixed-precision figures (both are always reported)
+  std::string optimizer = "sgd";     // sgd (momentum: 1 copy of the weights) or adamw (2 copies)
+  bool ema = true;                   // the trainer's EMA copy of the weights
+  std::string device = "auto";       // where to measure: cpu, cuda, cuda:N, auto (CUDA when visible)
+  uint64_t memory_bytes = 0;         // the memory to plan for (--gpu-mem); 0: the measured device's
+                                     // (CUDA total, or available RAM on the CPU)
+  bool memory_is_gpu = false;        // memory_bytes is a GPU's: plan a CUDA run while measuring on the CPU
+  double memory_fraction = 0.9;      // share of the memory the plan may fill
+  int64_t boxes_per_image = 8;       // synthetic ground truth per image
+  int64_t profile_imgsz = 320;       // CPU: larger sizes are measured at this size and scaled by area
+  std::vector<int64_t> profile_batches;  // empty: {1, 2} on the CPU, {4, 8} on CUDA
+  int64_t workers = 0;               // loader threads, for its host-side prefetch queue (0: one per core)
+  bool both_precisions = true;       // also measure the precision not asked for
+};
+
+// Bytes, one precision. activations(B) = activations_fixed + B * activations_per_image.
+struct MemoryBreakdown {
+  bool measured = false;             // false: this precision was not measured (all 0)
+  std::string precision;             // "float32", "bfloat16 (CPU autocast)", "float16 (CUDA autocast)", ...
+  uint64_t weights = 0;              // parameters and buffers
+  uint64_t gradients = 0;
+  uint64_t optimizer = 0;            // SGD momentum (1 copy) or AdamW moments (2 copies)
+  uint64_t ema = 0;                  // EMA copy of parameters and buffers
+  uint64_t gradient_backup = 0;      // the trainer's copy of accumulated gradients (when accumulating)
+  double activations_fixed = 0;      // batch-independent part of a step (autocast weight copies, ...)
+  double activations_per_image = 0;
+  uint64_t activations = 0;          // at the request's batch
+  double workspace_fraction = 0;     // allocator overhead as a share of the activations
+  uint64_t workspace_fixed = 0;      // GPU plans: the CUDA context (and memory other processes hold)
+  uint64_t workspace = 0;            // CUDA context, cuDNN/cuBLAS, allocator rounding and cache at the batch
+  uint64_t host_per_image = 0;       // CPU runs: the loader's prefetch queue and input, per image of a batch
+  uint64_t host_fixed = 0;           // CPU runs: the trainer's in-RAM rollback checkpoint
+  uint64_t host = 0;                 // CPU runs: host_fixed + batch * host_per_image (0 for GPU plans)
+  uint64_t total = 0;                // predicted peak at the request's batch
+  int64_t max_batch = 0;             // largest batch (1, 2, 4, then multiples of 8) under the budget; 0: none
+};
+
+struct MemoryPlan {
+  PlanRequest request;
+  std::string device;                // where it was measured: "cpu", "cuda:0"
+  std::string device_name;
+  bool gpu_target = false;           // planned for a GPU (CUDA measured, or --gpu-mem)
+  int64_t measured_imgsz = 0;        // the size profiled
+  double area_scale = 1;             // (imgsz / measured_imgsz)^2 applied to the per-image part
+  std::vector<int64_t> measured_batches;
+  std::vector<uint64_t> measured_peaks;  // step peaks at measured_batches, float32 then the amp ones
+  int64_t parameters = 0;
+  MemoryBreakdown fp32, amp;
+  uint64_t cuda_context = 0;         // CUDA: device memory used outside the caching allocator (context,
+                                     // kernels, cuDNN/cuBLAS handles; includes other processes); else estimate
+  uint64_t memory = 0;               // memory planned for
+  uint64_t budget = 0;               // memory_fraction x memory
+  bool fits = false;                 // the requested precision's total at the requested batch <= budget
+  int64_t suggested_batch = 0;       // 0: nothing fits
+  int64_t suggested_nominal_batch = 0;
+  int64_t suggested_accumulate = 0;
+  bool suggest_amp = false;          // the suggestion needs amp (fp32 did not fit at any batch)
+  int64_t max_imgsz_batch1 = 0;      // when nothing fits: the largest imgsz (multiple of 32) that fits batch 1
+  std::string suggested_flags;       // "batch=24 nominal_batch=64" (+ " amp=true")
+  std::vector<std::string> notes;
+  double seconds = 0;
+};
+
 // The plugin's interface. Methods translate LibTorch errors into detkit::Error subclasses.
 class TorchPlugin {
  public:
@@ -175,10 +246,13 @@ class TorchPlugin {
   virtual EvaluateModelResult evaluate_model(const EvaluateModelRequest& request) = 0;
   // Runs a checkpoint on images. Unreadable images are logged and counted, not thrown.
   virtual DetectResult detect(const DetectRequest& request) = 0;
+  // Estimates the peak memory of training (src/train/plan.h) by measuring real steps. Throws UsageError
+  // for a bad request, EnvironmentError for an unusable device, OutOfMemoryError when profiling fails.
+  virtual MemoryPlan plan_memory(const PlanRequest& request) = 0;
 };
 
 // Bumped whenever TorchPlugin changes, so a stale plugin is refused instead of crashing.
-constexpr int kTorchPluginApiVersion = 5;
+constexpr int kTorchPluginApiVersion = 6;
 
 // Where the plugin is looked for: DETKIT_TORCH_PLUGIN when set, else ../lib/libdetkit_torch.so beside the
 // executable.

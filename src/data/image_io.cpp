@@ -470,8 +470,10 @@ void jpeg_on_error(j_common_ptr cinfo) {
   auto* m = reinterpret_cast<JpegErrorManager*>(cinfo->err);
   (*cinfo->err->format_message)(cinfo, m->message);
   const int code = cinfo->err->msg_code;
-  m->problem = code == JERR_BAD_PRECISION || code == JERR_CONVERSION_NOTIMPL || code == JERR_NOT_COMPILED ||
-                       code == JERR_ARITH_NOTIMPL || code == JERR_NO_ARITH_TABLE
+  // Arithmetic coding's message codes differ between libjpeg flavours (some lack them): recognise the
+  // failure by its text ("Sorry, arithmetic code not supported", "Arithmetic table 0x.. was not defined").
+  const bool arithmetic = std::strstr(m->message, "rithmetic") != nullptr;
+  m->problem = code == JERR_BAD_PRECISION || code == JERR_CONVERSION_NOTIMPL || code == JERR_NOT_COMPILED || arithmetic
                    ? ImageProblem::unsupported
                : code == JERR_OUT_OF_MEMORY ? ImageProblem::too_large
                : code == JERR_INPUT_EMPTY || code == JERR_INPUT_EOF ? ImageProblem::truncated

@@ -27,6 +27,7 @@
 #include "models/yolo.h"
 #include "train/evaluate.h"
 #include "train/guardrails.h"
+#include "train/plan.h"
 #include "train/schedule.h"
 
 namespace detkit::train {
@@ -136,6 +137,7 @@ class Trainer {
   void rollback(const std::string& what, const std::string& why, int64_t epoch);
   void event(const std::string& kind, const std::string& message, int64_t epoch, int64_t batch);
   void write_results_csv() const;
+  void fit_time_limit(int64_t epoch, double elapsed, int64_t epochs_done);
   std::string memory_text() const;
   uint64_t memory_now() const;
 
@@ -534,6 +536,26 @@ void Trainer::write_results_csv() const {
   write_file_atomic(run_dir_ / "results.csv", csv.str());
 }
 
+// Before epoch `epoch` (0-based; `epochs_done` of them trained by this process in `elapsed` seconds):
+// shortens the run so it ends within time_limit minutes of this process's start, at the average pace so
+// far (evaluation included). The schedule and close_mosaic then count down to the new last epoch, so a
+// short run still decays to the final learning rate and ends without mosaic. Sets config_.epochs to
+// `epoch` when not even this epoch fits.
+void Trainer::fit_time_limit(int64_t epoch, double elapsed, int64_t epochs_done) {
+  const double per_epoch = elapsed / static_cast<double>(std::max<int64_t>(epochs_done, 1));
+  const double remaining = config_.time_limit * 60.0 - elapsed;
+  const int64_t affordable = epoch + std::max<int64_t>(0, static_cast<int64_t>(remaining / per_epoch));
+  const int64_t epochs = std::min(request_.config.epochs, affordable);
+  if (epochs == config_.epochs) return;
+  log_info("time_limit ", config_.time_limit, " min: ", format_duration(per_epoch), " per epoch, so the run ends after epoch ",
+           std::max(epochs, epoch), " of the ", request_.config.epochs, " asked for");
+  config_.epochs = epochs;
+  ScheduleOptions so = schedule_->options();
+  so.epochs = epochs;
+  schedule_ = std::make_unique<LrSchedule>(so);
+  train_loader_->set_run_epochs(epochs);
+}
+
 uint64_t Trainer::memory_now() const {
   if (device_.is_cuda()) return compat::cuda_memory(device_.index()).peak_allocated;
   return resident_memory_bytes();
@@ -549,6 +571,8 @@ std::string Trainer::memory_text() const {
 
 TrainResult Trainer::run() {
   const auto run_start = clock_type::now();
+  // batch: auto (train/plan.h): profiled before the run directory's config.yaml records the batch.
+  config_.batch = auto_batch(config_, *train_split_, static_cast<int64_t>(class_names_.size()), device_, !request_.resume.empty());
   prepare_run_dir();
   log_info("run directory: ", run_dir_.string());
   if (!request_.environment_report.empty())
@@ -648,7 +672,12 @@ TrainResult Trainer::run() {
   predict_options.autocast = autocast_;
   predict_options.bf16 = bf16_;
 
+  const int64_t first_epoch_of_run = start_epoch_;
   for (int64_t epoch = start_epoch_; epoch < config_.epochs && !stop;) {
+    if (config_.time_limit > 0 && epoch > first_epoch_of_run) {
+      fit_time_limit(epoch, seconds_since(run_start), epoch - first_epoch_of_run);
+      if (epoch >= config_.epochs) break;
+    }
     const auto epoch_start = clock_type::now();
     EpochTotals totals = (epoch == start_epoch_ && start_batch_ > 0) ? resumed_totals_ : EpochTotals{};
     const int64_t first_batch = epoch == start_epoch_ ? start_batch_ : 0;

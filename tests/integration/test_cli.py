@@ -12,7 +12,7 @@ from pathlib import Path
 
 DETKIT = os.environ.get("DETKIT", str(Path(__file__).resolve().parents[2] / "build" / "bin" / "detkit"))
 COMMANDS = ["doctor", "explain", "synth", "check", "convert", "augment", "config", "train", "eval", "detect", "version",
-            "model", "report", "advise"]
+            "model", "report", "advise", "plan"]
 
 
 def run(*args, env=None, check=None):
@@ -846,6 +846,39 @@ class Advise(unittest.TestCase):
             p = run("advise", f"{tmp}/d", "--gpu-mem", "lots")
             self.assertEqual(p.returncode, 2)
             self.assertIn("fix: write it like 24GiB", p.stderr)
+
+
+
+class Plan(unittest.TestCase):
+    """detkit plan on the CPU (docs/plan.md): measured breakdown, exit code 0 when it fits, 1 with flags that fit."""
+
+    def test_plan_fits_and_writes_every_number(self):
+        p = run("plan", "--model", "yolo-n", "--imgsz", "128", "--batch", "4", "--nominal-batch", "16", "--classes", "3",
+                "--device", "cpu", "--json", "-", check=0)
+        plan = json.loads(p.stdout)
+        self.assertTrue(plan["fits"])
+        self.assertEqual(plan["measured_batches"], [1, 2])
+        for precision in ("float32", "amp_breakdown"):
+            b = plan[precision]
+            self.assertTrue(b["measured"])
+            self.assertGreater(b["activations_per_image"], 0)
+            self.assertEqual(b["optimizer"], b["gradients"])  # SGD momentum: one copy
+            self.assertEqual(b["gradient_backup"], b["gradients"])  # accumulation 4
+        self.assertEqual(plan["suggested_flags"], "batch=16 nominal_batch=16")
+
+    def test_plan_that_does_not_fit_exits_1_and_prints_flags_that_fit(self):
+        p = run("plan", "--model", "yolo-n", "--imgsz", "256", "--batch", "64", "--amp", "--gpu-mem", "1500MiB",
+                "--device", "cpu", "--profile-imgsz", "128")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("does not fit", p.stdout)
+        self.assertRegex(p.stdout, r"flags that fit: batch=\d+ nominal_batch=64")
+        self.assertIn("CPU bfloat16 autocast", p.stdout)
+        self.assertIn("scaled by area", p.stdout)
+
+    def test_plan_rejects_a_size_that_is_no_multiple_of_32(self):
+        p = run("plan", "--imgsz", "100", "--device", "cpu")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--imgsz 128", p.stderr)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/progress.h"
+#include "core/text.h"
 #include "core/torch_plugin.h"
 #include "data/formats_read.h"
 #include "data/synth.h"
@@ -319,4 +320,21 @@ TEST(Trainer, BadRequestsAreUsageErrors) {
   write_file_atomic(junk, "not a checkpoint");
   EXPECT_THROW_WITH(models::load_model(junk.string(), c10::Device(c10::kCPU)), CheckpointError,
                     "is not a readable detkit checkpoint", "weights/last.pt");
+}
+
+TEST(Trainer, ATimeLimitShortensTheRunAndItsSchedule) {
+  TempDir dir;
+  const DatasetSource source = synth_dataset(dir);
+  RunConfig config = tiny_config(dir, "timed");
+  config.epochs = 1000;
+  config.time_limit = 0.05;  // 3 s: a few epochs of this tiny run
+  const TrainResult result = train::train(request_for(config, source));
+  EXPECT_GE(result.epochs_completed, 1);
+  EXPECT_LT(result.epochs_completed, 1000);
+  EXPECT_LT(result.seconds, 30.0);
+  // The schedule was refitted to the shorter run: the last epoch trained near the final learning rate
+  // (at it when the pace held; an epoch or two before the planned end when epochs slowed down).
+  const std::vector<std::string> rows = split(trim(read_file(fs::path(result.run_dir) / "results.csv")), '\n');
+  const double last_lr = std::stod(split(rows.back(), ',')[4]);
+  EXPECT_LT(last_lr, 0.15 * config.lr0) << rows.back();
 }

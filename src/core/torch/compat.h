@@ -44,6 +44,7 @@ struct CudaMemory {
   uint64_t peak_allocated = 0;  // most held by tensors since the last reset
   uint64_t reserved = 0;        // held by the allocator (tensors + cache)
   uint64_t total = 0;           // device memory
+  uint64_t free = 0;            // free on the device as the driver sees it (all processes)
 };
 CudaMemory cuda_memory(int index);
 void cuda_reset_peak(int index);

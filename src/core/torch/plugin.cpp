@@ -15,6 +15,7 @@
 #include "infer/detect.h"
 #include "models/yolo.h"
 #include "train/evaluate.h"
+#include "train/plan.h"
 #include "train/trainer.h"
 
 namespace detkit {
@@ -138,6 +139,10 @@ class LibTorchPlugin final : public TorchPlugin {
 
   DetectResult detect(const DetectRequest& request) override {
     return guard_torch("detecting", [&] { return infer::detect(request); });
+  }
+
+  MemoryPlan plan_memory(const PlanRequest& request) override {
+    return guard_torch("planning memory", [&] { return train::plan_memory(request); });
   }
 
   void set_threads(int threads) override {

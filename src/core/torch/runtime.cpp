@@ -154,11 +154,21 @@ CudaMemory cuda_memory(int index) {
   CudaMemory m;
 #if defined(DETKIT_TORCH_CUDA)
   const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(index));
-  const auto all = static_cast<std::size_t>(c10::cuda::CUDACachingAllocator::StatType::AGGREGATE);
+  // Stat arrays are indexed by StatType, whose AGGREGATE (all pools) is 0; the enum moved namespaces in
+  // LibTorch 2.x, its value did not.
+  const std::size_t all = 0;
   m.allocated = static_cast<uint64_t>(stats.allocated_bytes[all].current);
   m.peak_allocated = static_cast<uint64_t>(stats.allocated_bytes[all].peak);
   m.reserved = static_cast<uint64_t>(stats.reserved_bytes[all].current);
   m.total = static_cast<uint64_t>(at::cuda::getDeviceProperties(index)->totalGlobalMem);
+  {
+    int previous = 0;
+    size_t free_bytes = 0, total_bytes = 0;
+    if (cudaGetDevice(&previous) == cudaSuccess && cudaSetDevice(index) == cudaSuccess) {
+      if (cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess) m.free = static_cast<uint64_t>(free_bytes);
+      cudaSetDevice(previous);
+    }
+  }
 #else
   (void)index;
 #endif

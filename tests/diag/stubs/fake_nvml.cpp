@@ -3,6 +3,7 @@
 // variable DETKIT_FAKE_NVML at every call (so one loaded copy serves many tests):
 //   init=ok|mismatch|no-driver; driver=535.104.05; cuda=12020;
 //   gpu=NAME,MAJOR.MINOR,TOTAL_MIB,FREE_MIB[,PID:USED_MIB...]   (repeatable, one per GPU)
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>

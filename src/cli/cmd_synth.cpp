@@ -27,6 +27,7 @@ int run_synth(const std::vector<std::string>& args) {
   set.add("--png-fraction", &o.png_fraction, "share of images written as PNG (the rest JPEG)").range(0, 1);
   set.add("--jpeg-quality", &o.jpeg_quality, "JPEG quality").range(1, 100);
   set.add("--noise", &o.noise, "per-pixel noise amplitude in grey levels").range(0, 128);
+  set.add("--simple", &o.simple, "an easy set: no clutter, upright undistorted shapes wholly inside the image");
   set.add("--sizes", &sizes, "comma-separated image sizes to draw from").value_name("WxH,...");
   set.add("--plant-defects", &o.plant_defects, "plant known defects and list them in synth.json").alias("--defects");
   set.add("--json", &json, "print the summary as JSON on stdout");

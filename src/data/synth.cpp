@@ -135,8 +135,9 @@ SynthImage render_synthetic_image(const SynthOptions& options, int64_t index) {
                   static_cast<uint8_t>(top.b + t * (bottom.b - top.b))};
     for (int x = 0; x < width; ++x) out.pixels.set(x, y, row);
   }
+  // `simple` leaves the clutter out (and its random draws); the default path is unchanged.
   const int clutter = static_cast<int>(rng.integer(5, 25));
-  for (int i = 0; i < clutter; ++i) {
+  for (int i = 0; i < (options.simple ? 0 : clutter); ++i) {
     const Rgb color = hsv(rng.uniform(), rng.uniform(0.0, 0.25), rng.uniform(0.2, 0.8));
     const double x0 = rng.uniform(0, width), y0 = rng.uniform(0, height);
     const double x1 = rng.uniform(0, width), y1 = rng.uniform(0, height);
@@ -166,6 +167,14 @@ SynthImage render_synthetic_image(const SynthOptions& options, int64_t index) {
     o.cx = rng.uniform(-0.1 * width, 1.1 * width);
     o.cy = rng.uniform(-0.1 * height, 1.1 * height);
     o.angle = (o.shape == Shape::circle || o.shape == Shape::ring) ? 0.0 : rng.uniform(-0.6, 0.6);
+    if (options.simple) {
+      // Round shapes stay round, squares square and upright, every object wholly in the picture.
+      o.half_w = o.half_h = std::min(size / 2, 0.45 * std::min(width, height));
+      o.angle = 0;
+      const double margin = o.half_w + 1;  // upright: the shape lies within its half extents
+      o.cx = std::clamp(o.cx, margin, width - margin);
+      o.cy = std::clamp(o.cy, margin, height - margin);
+    }
     o.color = hsv(rng.uniform(), rng.uniform(0.65, 1.0), rng.uniform(0.55, 1.0));
     objects.push_back(o);
   }

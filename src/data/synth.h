@@ -35,6 +35,7 @@ struct SynthOptions {
   double noise = 12.0;              // per-pixel noise amplitude (0..255 levels)
   std::vector<std::string> sizes = {"640x480", "480x640", "512x512", "416x320", "320x320"};  // WxH choices
   bool plant_defects = false;       // plant known defects and list them in synth.json
+  bool simple = false;              // an easy set: no clutter, upright undistorted shapes wholly inside the image
 };
 
 // One planted defect: what, where, and how a validator should see it.

@@ -107,6 +107,38 @@ TEST(SynthImage, BoxesBoundExactlyTheVisiblePixels) {
   EXPECT_GT(checked, 30);
 }
 
+TEST(SynthImage, SimpleSetsHaveWholeUprightShapesOnAPlainBackground) {
+  SynthOptions o = small_options();
+  o.sizes = {"200x150"};
+  o.max_objects = 4;
+  o.min_object_px = 20;
+  o.noise = 0;
+  o.simple = true;
+  int whole = 0, total = 0;
+  for (int64_t index = 0; index < 12; ++index) {
+    const SynthImage image = render_synthetic_image(o, index);
+    for (const auto& a : image.annotations) {
+      const Box& b = a.box;
+      // Never cut by the border (occlusion by a later shape may still shrink a box).
+      EXPECT_GT(b.a, 0); EXPECT_LT(b.c, 200); EXPECT_GT(b.b, 0); EXPECT_LT(b.d, 150);
+      whole += std::abs(b.width() - b.height()) <= 2 ? 1 : 0;  // circles and squares stay round / square
+      ++total;
+    }
+    // No clutter: a pixel owned by no object is the background gradient, the same across each row.
+    for (int y = 0; y < image.pixels.height; ++y) {
+      const uint8_t* first = nullptr;
+      for (int x = 0; x < image.pixels.width; ++x) {
+        if (image.owner[static_cast<std::size_t>(y) * image.pixels.width + x] >= 0) continue;
+        const uint8_t* p = image.pixels.at(x, y);
+        if (!first) first = p;
+        ASSERT_TRUE(p[0] == first[0] && p[1] == first[1] && p[2] == first[2]) << "image " << index << " row " << y;
+      }
+    }
+  }
+  EXPECT_GT(total, 10);
+  EXPECT_GT(whole, total / 2);
+}
+
 TEST(SynthImage, SizesSpanTinyToLarge) {
   SynthOptions o;
   o.max_objects = 15;

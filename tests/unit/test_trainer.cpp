@@ -338,3 +338,18 @@ TEST(Trainer, ATimeLimitShortensTheRunAndItsSchedule) {
   const double last_lr = std::stod(split(rows.back(), ',')[4]);
   EXPECT_LT(last_lr, 0.15 * config.lr0) << rows.back();
 }
+
+TEST(Trainer, EarlyStoppingEndsTheRunAfterPatienceEvaluationsWithoutImprovement) {
+  TempDir dir;
+  const DatasetSource source = synth_dataset(dir);
+  RunConfig config = tiny_config(dir, "patience");
+  config.epochs = 6;
+  config.patience = 2;
+  // Nothing learns (all learning rates 0), so the validation mAP can never beat the first evaluation's.
+  config.lr0 = 0;
+  config.warmup_bias_lr = 0;
+  const TrainResult result = train::train(request_for(config, source));
+  EXPECT_TRUE(result.stopped_early);
+  EXPECT_EQ(result.epochs_completed, 3);  // the first evaluation sets the best; two more without improvement
+  EXPECT_EQ(result.best_epoch, 0);
+}

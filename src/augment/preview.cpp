@@ -20,23 +20,13 @@ namespace {
 constexpr int kGap = 4;
 constexpr Rgb kBackground{32, 32, 32};
 
-const Split& find_split(const Dataset& dataset, const std::string& name) {
-  std::vector<std::string> names;
-  for (const auto& s : dataset.splits) {
-    if (s.name == name) return s;
-    names.push_back(s.name);
-  }
-  throw UsageError({"the dataset has no split '" + name + "'", "",
-                    names.empty() ? "check the dataset path" : "use --split with one of: " + join(names, ", ")});
-}
-
 }  // namespace
 
 Preview render_preview(const AugmentPreviewRequest& request) {
   if (!request.dataset) throw UsageError({"no dataset given for the augmentation preview"});
   if (request.images < 1 || request.columns < 1) throw UsageError({"the preview needs at least one image and one column"});
   const Dataset& dataset = *request.dataset;
-  const Split& split = find_split(dataset, request.split);
+  const Split& split = dataset.split(request.split);
   if (split.images.empty())
     throw UsageError({"split '" + request.split + "' has no images", "", "use --split with a split that has images"});
 

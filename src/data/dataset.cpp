@@ -1,11 +1,29 @@
 #include "data/dataset.h"
 
+#include "core/error.h"
+#include "core/text.h"
+
 namespace detkit {
 
 const Category* Dataset::find_category(int64_t id) const {
   for (const auto& c : categories)
     if (c.id == id) return &c;
   return nullptr;
+}
+
+const Split* Dataset::find_split(const std::string& name) const {
+  for (const auto& s : splits)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+const Split& Dataset::split(const std::string& name, const std::string& option) const {
+  if (const Split* found = find_split(name)) return *found;
+  std::vector<std::string> names;
+  for (const auto& s : splits) names.push_back(s.name);
+  throw UsageError({"the dataset has no split '" + name + "'",
+                    names.empty() ? "it has no splits at all" : "its splits: " + join(names, ", "),
+                    names.empty() ? "check the dataset path" : "use " + option + " with one of: " + join(names, ", ")});
 }
 
 int64_t Dataset::category_index(int64_t id) const {

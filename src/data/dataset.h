@@ -50,6 +50,11 @@ struct Dataset {
 
   // The category with `id`, or nullptr.
   const Category* find_category(int64_t id) const;
+  // The split called `name`, or nullptr.
+  const Split* find_split(const std::string& name) const;
+  // The split called `name`. Throws UsageError naming the splits there are, with `option` (e.g.
+  // "--split") in the fix.
+  const Split& split(const std::string& name, const std::string& option = "--split") const;
   // Position of `id` in `categories`, or -1.
   int64_t category_index(int64_t id) const;
   std::size_t image_count() const;

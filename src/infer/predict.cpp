@@ -6,6 +6,8 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "core/log.h"
+#include "core/torch/runtime.h"
 #include "core/progress.h"
 #include "core/torch/compat.h"
 
@@ -25,6 +27,7 @@ PredictStats predict(models::YoloDetector& model, augment::Loader& loader, const
   model->eval();
   torch::NoGradGuard no_grad;
   const bool autocast = options.autocast && device.is_cuda();
+  int64_t split = 1;  // passes per batch; doubles after an out-of-memory and stays doubled
   loader.start_epoch(0);
   while (auto batch = loader.next()) {
     throw_if_interrupted("prediction");
@@ -34,13 +37,38 @@ PredictStats predict(models::YoloDetector& model, augment::Loader& loader, const
       compat::set_cuda_autocast_dtype(options.bf16);
       compat::set_autocast(true, true);
     }
+    // Out of memory on a batch: release, then the same images in passes of half as many, down to one
+    // image at a time (each image's detections do not depend on its batch-mates).
+    const at::Tensor input = batch->images;
     std::vector<Detections> found;
-    try {
-      const auto outputs = model->forward(to_model_input(batch->images, device));
-      found = postprocess(outputs, options.postprocess);
-    } catch (...) {
-      if (autocast) compat::set_autocast(true, false);
-      throw;
+    for (;;) {
+      found.clear();
+      const int64_t n = input.size(0), pass = (n + split - 1) / split;
+      bool out_of_memory = false;
+      try {
+        guard_torch("prediction", [&] {
+          for (int64_t begin = 0; begin < n; begin += pass) {
+            if (begin == 0 && options.inject_oom.erase(batch->number) > 0)
+              throw OutOfMemoryError({"prediction ran out of memory", "simulated by inject_oom", ""});
+            const auto outputs = model->forward(to_model_input(input.narrow(0, begin, std::min(pass, n - begin)), device));
+            for (auto& d : postprocess(outputs, options.postprocess)) found.push_back(std::move(d));
+          }
+        });
+      } catch (const OutOfMemoryError&) {
+        if (pass <= 1) {
+          if (autocast) compat::set_autocast(true, false);
+          throw;
+        }
+        out_of_memory = true;
+      } catch (...) {
+        if (autocast) compat::set_autocast(true, false);
+        throw;
+      }
+      if (!out_of_memory) break;
+      if (device.is_cuda()) compat::cuda_empty_cache();
+      split *= 2;
+      ++stats.oom_retries;
+      log_warn("prediction ran out of memory on a batch of ", n, " images: retrying in passes of ", (n + split - 1) / split);
     }
     if (autocast) compat::set_autocast(true, false);
     stats.model_seconds += std::chrono::duration<double>(clock::now() - model_start).count();

@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <set>
 #include <vector>
 
 #include "augment/loader.h"
@@ -29,6 +30,7 @@ struct PredictOptions {
   PostprocessOptions postprocess;
   bool autocast = false;  // CUDA only: run the forward pass under autocast (fp16, or bf16 when `bf16`)
   bool bf16 = false;
+  mutable std::set<int64_t> inject_oom;  // testing: simulate out-of-memory at these batch numbers (once each)
 };
 
 struct PredictStats {
@@ -36,11 +38,14 @@ struct PredictStats {
   int64_t skipped = 0;       // unreadable images (logged by the loader)
   double seconds = 0;        // whole loop
   double model_seconds = 0;  // forward + post-processing
+  int64_t oom_retries = 0;   // batches redone in smaller passes after running out of memory
 };
 
 // Runs `model` (switched to eval mode, no gradients) over every batch of `loader` (which must have
 // augment=false, so batches carry their geometry) for epoch 0, and hands each batch's detections to
-// `on_batch` in loader order. The model must be on `device`. Throws what the loader or the model throws.
+// `on_batch` in loader order. The model must be on `device`. A batch that runs out of memory is redone in
+// passes of half as many images (down to one; later batches keep the smaller passes): the detections are
+// the same. Throws what the loader or the model throws, OutOfMemoryError when one image does not fit.
 PredictStats predict(models::YoloDetector& model, augment::Loader& loader, const c10::Device& device,
                      const PredictOptions& options,
                      const std::function<void(const augment::Batch&, std::vector<ImageDetections>&)>& on_batch);

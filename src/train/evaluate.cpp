@@ -70,16 +70,6 @@ Validation validate(models::YoloDetector& model, augment::Loader& loader, const 
 
 namespace {
 
-const Split& find_split(const Dataset& dataset, const std::string& name) {
-  std::vector<std::string> names;
-  for (const auto& s : dataset.splits) {
-    if (s.name == name) return s;
-    names.push_back(s.name);
-  }
-  throw UsageError({cat("the dataset has no split '", name, "'"), cat("its splits: ", join(names, ", ")),
-                    cat("use --split ", names.empty() ? std::string("NAME") : names.front())});
-}
-
 // A grid of the split's first images (4 columns of 320 px cells): ground truth as white outlines,
 // predictions with a score of at least `min_score` as labelled boxes in class colours.
 void write_samples(const Dataset& dataset, const Split& split, const std::vector<CocoDetection>& detections,
@@ -127,7 +117,7 @@ void write_samples(const Dataset& dataset, const Split& split, const std::vector
 EvaluateModelResult evaluate_model(const EvaluateModelRequest& request) {
   DETKIT_ASSERT(request.dataset != nullptr, "evaluate_model needs a dataset");
   const Dataset& dataset = *request.dataset;
-  const Split& split = find_split(dataset, request.split);
+  const Split& split = dataset.split(request.split);
   const c10::Device device = resolve_device(request.device);
   models::LoadedModel loaded = models::load_model(request.model, device);
 

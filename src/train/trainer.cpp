@@ -40,12 +40,6 @@ double seconds_since(clock_type::time_point start) {
   return std::chrono::duration<double>(clock_type::now() - start).count();
 }
 
-const Split* find_split(const Dataset& dataset, const std::string& name) {
-  for (const auto& s : dataset.splits)
-    if (s.name == name) return &s;
-  return nullptr;
-}
-
 // RUN, RUN2, RUN3, ...: the first that does not exist or is empty.
 fs::path fresh_run_dir(const fs::path& project, const std::string& name) {
   for (int n = 1;; ++n) {
@@ -190,7 +184,7 @@ class Trainer {
 
 Trainer::Trainer(const TrainRequest& request) : request_(request), config_(request.config), dataset_(*request.dataset) {
   DETKIT_ASSERT(request.dataset != nullptr, "train() needs a dataset");
-  train_split_ = find_split(dataset_, request.train_split);
+  train_split_ = dataset_.find_split(request.train_split);
   if (!train_split_ || train_split_->images.empty()) {
     std::vector<std::string> names;
     for (const auto& s : dataset_.splits) names.push_back(s.name + " (" + std::to_string(s.images.size()) + " images)");
@@ -199,7 +193,7 @@ Trainer::Trainer(const TrainRequest& request) : request_(request), config_(reque
                       "name the training split with --train-split, or check the dataset's layout with 'detkit check'"});
   }
   if (!request.val_split.empty()) {
-    val_split_ = find_split(dataset_, request.val_split);
+    val_split_ = dataset_.find_split(request.val_split);
     if (!val_split_ || val_split_->images.empty())
       throw UsageError({cat("the dataset has no validation images in split '", request.val_split, "'"), "",
                         "name the validation split with --val-split, or train without one with --val-split ''"});

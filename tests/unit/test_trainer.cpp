@@ -15,7 +15,9 @@
 #include "core/progress.h"
 #include "core/text.h"
 #include "core/torch_plugin.h"
+#include "augment/loader.h"
 #include "data/formats_read.h"
+#include "infer/predict.h"
 #include "data/synth.h"
 #include "models/checkpoint.h"
 #include "test_util.h"
@@ -352,4 +354,48 @@ TEST(Trainer, EarlyStoppingEndsTheRunAfterPatienceEvaluationsWithoutImprovement)
   EXPECT_TRUE(result.stopped_early);
   EXPECT_EQ(result.epochs_completed, 3);  // the first evaluation sets the best; two more without improvement
   EXPECT_EQ(result.best_epoch, 0);
+}
+
+TEST(Predict, AnOutOfMemoryBatchIsRedoneInSmallerPassesWithTheSameDetections) {
+  TempDir dir;
+  const DatasetSource source = synth_dataset(dir);
+  models::YoloOptions options;
+  options.scale = models::yolo_scale("yolo-n");
+  options.classes = 3;
+  torch::manual_seed(3);
+  models::YoloDetector model(options);
+  augment::LoaderOptions lo;
+  lo.imgsz = 64;
+  lo.batch = 4;
+  lo.shuffle = false;
+  lo.augment = false;
+  augment::Loader loader(source.dataset, *source.dataset.find_split("train"), lo);
+  const auto run = [&](std::set<int64_t> inject, int64_t* retries) {
+    infer::PredictOptions po;
+    po.postprocess.conf_threshold = 1e-4;  // an untrained head scores about 3e-4 (its class prior)
+    po.postprocess.max_det = 20;
+    po.inject_oom = std::move(inject);
+    std::vector<infer::ImageDetections> all;
+    const infer::PredictStats stats = infer::predict(model, loader, c10::Device(c10::kCPU), po,
+                                                     [&](const augment::Batch&, std::vector<infer::ImageDetections>& images) {
+                                                       all.insert(all.end(), images.begin(), images.end());
+                                                     });
+    *retries = stats.oom_retries;
+    return all;
+  };
+  int64_t plain_retries = -1, retried = -1;
+  const auto plain = run({}, &plain_retries);
+  const auto redone = run({1}, &retried);
+  EXPECT_EQ(plain_retries, 0);
+  EXPECT_EQ(retried, 1);
+  ASSERT_EQ(plain.size(), redone.size());
+  std::size_t boxes = 0;
+  for (std::size_t i = 0; i < plain.size(); ++i) {
+    ASSERT_EQ(plain[i].index, redone[i].index);
+    ASSERT_EQ(plain[i].boxes.size(), redone[i].boxes.size()) << "image " << plain[i].index;
+    for (std::size_t k = 0; k < plain[i].boxes.size(); ++k)
+      for (int c = 0; c < 4; ++c) EXPECT_NEAR(plain[i].boxes[k][c], redone[i].boxes[k][c], 1e-3);
+    boxes += plain[i].boxes.size();
+  }
+  EXPECT_GT(boxes, 0u);
 }

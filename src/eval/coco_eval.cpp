@@ -330,11 +330,12 @@ void validate_detections(const std::vector<CocoDetection>& dts, const std::unord
   }
 }
 
+}  // namespace
+
 // ------------------------------------------------------------------------------------------------
 // Evaluation core.
 
-// IoU of detection d with ground truth g, maskApi.c's bbIou for one pair (xywh, no +1).
-inline double box_iou(const CocoDetection& d, const CocoGtBox& g) {
+double coco_box_iou(const CocoDetection& d, const CocoGtBox& g) {
   const double da = d.w * d.h;
   const double ga = g.w * g.h;
   const double w = std::fmin(d.w + d.x, g.w + g.x) - std::fmax(d.x, g.x);
@@ -345,6 +346,8 @@ inline double box_iou(const CocoDetection& d, const CocoGtBox& g) {
   const double uni = g.iscrowd ? da : da + ga - inter;
   return inter / uni;
 }
+
+namespace {
 
 // evaluateImg's output for one (category, area range, image) that has ground truth or detections.
 struct ImageEval {
@@ -648,7 +651,7 @@ CocoEvalResult evaluate_coco(const CocoGroundTruth& gt, const std::vector<CocoDe
       ious.assign(D * G, 0.0);
       for (std::size_t d = 0; d < D; ++d)
         for (std::size_t g = 0; g < G; ++g)
-          ious[d * G + g] = box_iou(detections[dt_sorted[d]], gt.annotations[gt_items[g0 + g]]);
+          ious[d * G + g] = coco_box_iou(detections[dt_sorted[d]], gt.annotations[gt_items[g0 + g]]);
 
       std::vector<double> scores(D);
       for (std::size_t d = 0; d < D; ++d) scores[d] = detections[dt_sorted[d]].score;

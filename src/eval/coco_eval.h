@@ -103,6 +103,10 @@ const std::array<int, kCocoNumMaxDets>& coco_max_dets();  // {1, 10, 100}
 // The names of the 12 summary statistics, in order: AP AP50 AP75 APs APm APl AR1 AR10 AR100 ARs ARm ARl.
 const std::array<const char*, 12>& coco_stat_names();
 
+// IoU of detection `d` with ground truth `g` as pycocotools' maskApi.c bbIou computes it (xywh, no +1;
+// for crowd ground truth, intersection over the detection's area), rounded exactly as its C code does.
+double coco_box_iou(const CocoDetection& d, const CocoGtBox& g);
+
 // ---------------------------------------------------------------------------------------------------
 // Results.
 

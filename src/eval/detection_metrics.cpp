@@ -34,19 +34,6 @@ using ojson = nlohmann::ordered_json;
 constexpr double kAreaLo = 0;
 constexpr double kAreaHi = 1e10;
 
-// IoU of a detection with a ground truth: maskApi.c's bbIou (crowd: intersection / detection area).
-inline double box_iou(const CocoDetection& d, const CocoGtBox& g) {
-  const double da = d.w * d.h;
-  const double ga = g.w * g.h;
-  const double w = std::fmin(d.w + d.x, g.w + g.x) - std::fmax(d.x, g.x);
-  if (w <= 0) return 0;
-  const double h = std::fmin(d.h + d.y, g.h + g.y) - std::fmax(d.y, g.y);
-  if (h <= 0) return 0;
-  const double inter = w * h;
-  const double uni = g.iscrowd ? da : da + ga - inter;
-  return inter / uni;
-}
-
 void require_option(bool ok, const std::string& what, const std::string& why, const std::string& remedy) {
   if (!ok) throw UsageError({what, why, remedy});
 }
@@ -210,7 +197,7 @@ void class_curves(const Prepared& p, std::size_t k, const CocoGroundTruth& gt,
         if (matched[s] && !a.iscrowd) continue;
         // Once a counted ground truth matched, ignored ones (sorted last) cannot replace it.
         if (m > -1 && !ignored_gt(gt_order[m]) && ignored_gt(gt_order[s])) break;
-        const double v = box_iou(det, a);
+        const double v = coco_box_iou(det, a);
         if (v < best) continue;
         best = v;
         m = static_cast<long>(s);
@@ -352,7 +339,7 @@ ConfusionMatrix confusion_from(const Prepared& p, const CocoGroundTruth& gt,
         if (d_used[d]) continue;
         for (std::size_t g = 0; g < gts.size(); ++g) {
           if (g_used[g] || (dts[d].k == gts[g].k) != same_class) continue;
-          const double v = box_iou(detections[dts[d].index], gt.annotations[gts[g].index]);
+          const double v = coco_box_iou(detections[dts[d].index], gt.annotations[gts[g].index]);
           if (v >= iou_threshold) pairs.push_back({v, d, g});
         }
       }
@@ -377,7 +364,7 @@ ConfusionMatrix confusion_from(const Prepared& p, const CocoGroundTruth& gt,
     for (std::size_t d = 0; d < dts.size(); ++d) {
       if (d_used[d]) continue;
       const bool on_crowd = std::any_of(crowds.begin(), crowds.end(), [&](const Item& c) {
-        return c.k == dts[d].k && box_iou(detections[dts[d].index], gt.annotations[c.index]) >= iou_threshold;
+        return c.k == dts[d].k && coco_box_iou(detections[dts[d].index], gt.annotations[c.index]) >= iou_threshold;
       });
       if (on_crowd)
         ++cm.ignored_on_crowd;

@@ -329,11 +329,11 @@ TEST(Trainer, ATimeLimitShortensTheRunAndItsSchedule) {
   const DatasetSource source = synth_dataset(dir);
   RunConfig config = tiny_config(dir, "timed");
   config.epochs = 1000;
-  config.time_limit = 0.05;  // 3 s: a few epochs of this tiny run
+  config.time_limit = 0.2;  // 12 s: several epochs of this tiny run even on a loaded machine (1-3 s each)
   const TrainResult result = train::train(request_for(config, source));
-  EXPECT_GE(result.epochs_completed, 1);
+  ASSERT_GE(result.epochs_completed, 2);
   EXPECT_LT(result.epochs_completed, 1000);
-  EXPECT_LT(result.seconds, 30.0);
+  EXPECT_LT(result.seconds, 40.0);
   // The schedule was refitted to the shorter run: the last epoch trained near the final learning rate
   // (at it when the pace held; an epoch or two before the planned end when epochs slowed down).
   const std::vector<std::string> rows = split(trim(read_file(fs::path(result.run_dir) / "results.csv")), '\n');

@@ -5,6 +5,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdint>
+#include <utility>
 
 namespace detkit::augment {
 
@@ -58,6 +59,35 @@ void draw_rect(RgbImage& image, int x0, int y0, int x1, int y1, Rgb colour, int 
   fill_rect(image, x0, y1 - thickness, x1, y1, colour);
   fill_rect(image, x0, y0, x0 + thickness, y1, colour);
   fill_rect(image, x1 - thickness, y0, x1, y1, colour);
+}
+
+void draw_line(RgbImage& image, double x0, double y0, double x1, double y1, Rgb colour, int thickness) {
+  if (!std::isfinite(x0) || !std::isfinite(y0) || !std::isfinite(x1) || !std::isfinite(y1)) return;
+  // Clip to the image (plus the pen) first (Liang-Barsky), so a line far outside costs nothing.
+  const double lo_x = -thickness, lo_y = -thickness, hi_x = image.width + thickness, hi_y = image.height + thickness;
+  double t0 = 0, t1 = 1;
+  const double dx = x1 - x0, dy = y1 - y0;
+  for (const auto& [p, q] : {std::pair{-dx, x0 - lo_x}, std::pair{dx, hi_x - x0}, std::pair{-dy, y0 - lo_y},
+                             std::pair{dy, hi_y - y0}}) {
+    if (p == 0) {
+      if (q < 0) return;  // parallel to this edge and outside it
+      continue;
+    }
+    const double r = q / p;
+    if (p < 0) t0 = std::max(t0, r);
+    else t1 = std::min(t1, r);
+    if (t0 > t1) return;
+  }
+  x1 = x0 + t1 * dx, y1 = y0 + t1 * dy;
+  x0 = x0 + t0 * dx, y0 = y0 + t0 * dy;
+  const int steps = std::max(1, static_cast<int>(std::ceil(std::max(std::fabs(x1 - x0), std::fabs(y1 - y0)))));
+  const int half = thickness / 2;
+  for (int i = 0; i <= steps; ++i) {
+    const double t = static_cast<double>(i) / steps;
+    const int x = static_cast<int>(std::lround(x0 + (x1 - x0) * t)) - half;
+    const int y = static_cast<int>(std::lround(y0 + (y1 - y0) * t)) - half;
+    fill_rect(image, x, y, x + thickness, y + thickness, colour);
+  }
 }
 
 void draw_text(RgbImage& image, int x, int y, const std::string& text, Rgb colour, int scale) {

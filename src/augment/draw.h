@@ -19,6 +19,9 @@ void draw_text(RgbImage& image, int x, int y, const std::string& text, Rgb colou
 void fill_rect(RgbImage& image, int x0, int y0, int x1, int y1, Rgb colour);
 // The outline of [x0, x1) x [y0, y1), `thickness` pixels drawn inwards, clipped to the image.
 void draw_rect(RgbImage& image, int x0, int y0, int x1, int y1, Rgb colour, int thickness = 1);
+// A straight line from (x0, y0) to (x1, y1) drawn with a square pen `thickness` pixels wide; pixels outside
+// the image are skipped, and a line with a non-finite end is not drawn.
+void draw_line(RgbImage& image, double x0, double y0, double x1, double y1, Rgb colour, int thickness = 1);
 // A box with its label above it (inside the image when there is no room above): the label's background
 // is the box colour and its text black or white, whichever reads better on it.
 void draw_labelled_box(RgbImage& image, double x1, double y1, double x2, double y2, const std::string& label, Rgb colour);

@@ -84,40 +84,18 @@ int run_train(const std::vector<std::string>& args) {
   } else {
     config = resolve_run_config(config_file, overrides);
   }
-  if (config.data.empty())
-    throw UsageError({"no dataset to train on", "the config key 'data' is empty",
-                      "pass data=PATH (a COCO JSON, a YOLO data.yaml or a VOC directory)"});
   if (common.threads == 0 && config.threads > 0) set_thread_count(static_cast<int>(config.threads));
-  if (data.format == "auto") data.format = config.data_format;
-
-  log_info("reading ", config.data);
-  const DatasetSource source = read_dataset(config.data, read_options(data));
-  CheckOptions check_options;
-  check_options.imgsz = config.imgsz;
-  const CheckReport report = check_dataset(source, check_options);
-  const std::string data_report = format_check_report(report);
-  const std::size_t errors = report.count(Severity::error);
-  if (errors > 0) {
-    std::cerr << data_report;
-    if (!skip_check)
-      throw DataError({cat("the dataset has ", errors, " error finding(s); training on it would learn from broken labels"),
-                       "the findings are listed above ('detkit check' prints them again)",
-                       cat("write a cleaned copy with 'detkit check ", config.data,
-                           " --fix OUT' and train on OUT, or pass --skip-check to train anyway")});
-    log_warn("training despite ", errors, " error finding(s) (--skip-check)");
-  } else {
-    log_info("data check: no errors (", report.count(Severity::warning), " warnings; see data-check.txt in the run)");
-  }
+  const CheckedDataset data_set = read_checked_dataset(config, data, skip_check);
 
   TrainRequest request;
   request.config = config;
-  request.dataset = &source.dataset;
+  request.dataset = &data_set.source.dataset;
   request.train_split = train_split;
   request.val_split = val_split;
   request.resume = resume;
   request.environment_report = environment_report();
-  request.data_report = data_report;
-  request.data_report_json = check_report_json(report);
+  request.data_report = data_set.report_text;
+  request.data_report_json = data_set.report_json;
   const TrainResult result = torch_plugin().train(request);
   const fs::path report_path = report::write_report(result.run_dir);
   log_info("report: ", report_path.string());

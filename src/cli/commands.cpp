@@ -29,6 +29,8 @@ const std::vector<CommandSpec>& commands() {
       {"model", "describe a detector: parameters, GFLOPs, strides and output grids (model info)", run_model},
       {"train", "train a detector (checks the data first; checkpoints, guardrails, out-of-memory recovery, --resume)",
        run_train},
+      {"lr-find", "learning-rate range test: loss against a rising learning rate, the suggested lr0 (PNG, report)",
+       run_lr_find},
       {"eval", "COCO evaluation of a detections file or of a trained model on a dataset (pycocotools' numbers)", run_eval},
       {"detect", "run a trained detector on images: COCO JSON, YOLO txt and annotated images", run_detect},
       {"report", "write a self-contained HTML report of a training run or an evaluation (charts, tables, samples)",

@@ -46,6 +46,7 @@ int run_version(const std::vector<std::string>& args);
 int run_doctor(const std::vector<std::string>& args);
 int run_explain(const std::vector<std::string>& args);
 int run_train(const std::vector<std::string>& args);
+int run_lr_find(const std::vector<std::string>& args);
 int run_detect(const std::vector<std::string>& args);
 int run_report(const std::vector<std::string>& args);
 

@@ -1,6 +1,11 @@
 #include "cli/dataset_options.h"
 
+#include <iostream>
+
+#include "core/error.h"
+#include "core/log.h"
 #include "core/text.h"
+#include "data/check.h"
 
 namespace detkit::cli {
 
@@ -20,6 +25,33 @@ ReadOptions read_options(const DatasetOptions& options) {
     if (!trim(c).empty()) read.classes.push_back(trim(c));
   read.image_size = image_size_from_header();
   return read;
+}
+
+CheckedDataset read_checked_dataset(const RunConfig& config, DatasetOptions options, bool skip_check) {
+  if (config.data.empty())
+    throw UsageError({"no dataset to train on", "the config key 'data' is empty",
+                      "pass data=PATH (a COCO JSON, a YOLO data.yaml or a VOC directory)"});
+  if (options.format == "auto") options.format = config.data_format;
+  log_info("reading ", config.data);
+  CheckedDataset checked{read_dataset(config.data, read_options(options)), "", ""};
+  CheckOptions check_options;
+  check_options.imgsz = config.imgsz;
+  const CheckReport report = check_dataset(checked.source, check_options);
+  checked.report_text = format_check_report(report);
+  checked.report_json = check_report_json(report);
+  const std::size_t errors = report.count(Severity::error);
+  if (errors > 0) {
+    std::cerr << checked.report_text;
+    if (!skip_check)
+      throw DataError({cat("the dataset has ", errors, " error finding(s); training on it would learn from broken labels"),
+                       "the findings are listed above ('detkit check' prints them again)",
+                       cat("write a cleaned copy with 'detkit check ", config.data,
+                           " --fix OUT' and train on OUT, or pass --skip-check to train anyway")});
+    log_warn("training despite ", errors, " error finding(s) (--skip-check)");
+  } else {
+    log_info("data check: no errors (", report.count(Severity::warning), " warnings)");
+  }
+  return checked;
 }
 
 }  // namespace detkit::cli

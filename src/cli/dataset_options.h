@@ -5,6 +5,7 @@
 #include <string>
 
 #include "core/options.h"
+#include "core/run_config.h"
 #include "data/formats_read.h"
 
 namespace detkit::cli {
@@ -18,5 +19,16 @@ struct DatasetOptions {
 void add_dataset_options(OptionSet& set, DatasetOptions& options);
 // ReadOptions from the parsed options; YOLO image sizes come from image headers (EXIF applied).
 ReadOptions read_options(const DatasetOptions& options);
+
+// A dataset read for training (train, lr-find) and checked first ('detkit check' without decoding every
+// pixel), with the check's report as text and JSON for the run directory.
+struct CheckedDataset {
+  DatasetSource source;
+  std::string report_text, report_json;
+};
+// Reads config.data (format from `options`, else config.data_format) and checks it at config.imgsz.
+// Error findings print the report to stderr and throw DataError, unless `skip_check` (then a warning).
+// Throws UsageError when config.data is empty; DataError from reading.
+CheckedDataset read_checked_dataset(const RunConfig& config, DatasetOptions options, bool skip_check);
 
 }  // namespace detkit::cli

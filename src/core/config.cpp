@@ -47,6 +47,12 @@ class KeyCollector : public ConfigVisitor {
   void field(const char* key, std::vector<std::string>& v, const char* help) override {
     add(key, "list", "[" + join(v, ", ") + "]", help, "");
   }
+  void field(const char* key, int64_t& v, bool& automatic, const char* help, Range r) override {
+    add(key, "int|auto", automatic ? "auto" : std::to_string(v), help, (r.min || r.max ? range_text(r) + " or " : "") + "auto");
+  }
+  void field(const char* key, double& v, bool& automatic, const char* help, Range r) override {
+    add(key, "float|auto", automatic ? "auto" : scalar_text(v), help, (r.min || r.max ? range_text(r) + " or " : "") + "auto");
+  }
 
  protected:
   void enter_section(const char* key, const char* help, const std::function<void(ConfigVisitor&)>& visit) override {
@@ -130,6 +136,32 @@ class Loader : public ConfigVisitor {
         type_error(key, *node, "a list of text values");
       }
       v = values;
+    }
+  }
+  void field(const char* key, int64_t& v, bool& automatic, const char* help, Range r) override {
+    if (auto node = take(key)) {
+      if (node->IsScalar() && node->Scalar() == "auto") {
+        automatic = true;
+        return;
+      }
+      const auto parsed = node->IsScalar() ? parse_int(node->Scalar()) : std::nullopt;
+      if (!parsed) type_error(key, *node, "an integer or auto");
+      check_range(key, *node, static_cast<double>(*parsed), r);
+      v = *parsed;
+      automatic = false;
+    }
+  }
+  void field(const char* key, double& v, bool& automatic, const char* help, Range r) override {
+    if (auto node = take(key)) {
+      if (node->IsScalar() && node->Scalar() == "auto") {
+        automatic = true;
+        return;
+      }
+      const auto parsed = node->IsScalar() ? parse_double(node->Scalar()) : std::nullopt;
+      if (!parsed) type_error(key, *node, "a number or auto");
+      check_range(key, *node, *parsed, r);
+      v = *parsed;
+      automatic = false;
     }
   }
 
@@ -281,6 +313,12 @@ std::string config_to_yaml(const ConfigRoot& root) {
       std::vector<std::string> q;
       for (const auto& s : v) q.push_back(quoted(s));
       line(key, "[" + join(q, ", ") + "]", help);
+    }
+    void field(const char* key, int64_t& v, bool& automatic, const char* help, Range) override {
+      line(key, automatic ? "auto" : std::to_string(v), help);
+    }
+    void field(const char* key, double& v, bool& automatic, const char* help, Range) override {
+      line(key, automatic ? "auto" : scalar_text(v), help);
     }
     void enter_section(const char* key, const char* help, const std::function<void(ConfigVisitor&)>& visit) override {
       out << indent << key << ":  # " << help << "\n";

@@ -31,6 +31,10 @@ class ConfigVisitor {
   // `choices` empty means any text.
   virtual void field(const char* key, std::string& value, const char* help, std::vector<std::string> choices = {}) = 0;
   virtual void field(const char* key, std::vector<std::string>& value, const char* help) = 0;
+  // A number that may also be written `auto`, meaning the program chooses it before use (`batch: auto`,
+  // `lr0: auto`): `automatic` says which. A config written after the choice holds the chosen number.
+  virtual void field(const char* key, int64_t& value, bool& automatic, const char* help, Range range = {}) = 0;
+  virtual void field(const char* key, double& value, bool& automatic, const char* help, Range range = {}) = 0;
 
   // A nested section: `section("augment", "...", cfg.augment)` where the member has its own visit().
   template <class Section>

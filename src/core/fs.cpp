@@ -85,6 +85,13 @@ std::string read_file(const fs::path& path) {
   return buffer.str();
 }
 
+fs::path fresh_numbered_directory(const fs::path& parent, const std::string& name) {
+  for (int n = 1;; ++n) {
+    const fs::path dir = parent / (n == 1 ? name : name + std::to_string(n));
+    if (is_missing_or_empty_directory(dir)) return dir;
+  }
+}
+
 bool is_missing_or_empty_directory(const fs::path& dir) {
   std::error_code ec;
   if (!fs::exists(dir, ec)) return true;

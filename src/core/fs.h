@@ -22,6 +22,8 @@ void ensure_directory(const fs::path& dir);
 
 // True when `dir` does not exist or is an empty directory.
 bool is_missing_or_empty_directory(const fs::path& dir);
+// PARENT/NAME, else PARENT/NAME2, NAME3, ...: the first that does not exist or is empty (run directories).
+fs::path fresh_numbered_directory(const fs::path& parent, const std::string& name);
 
 // A directory written as a whole or not at all: files go into a hidden sibling (".NAME.partial-PID")
 // that commit() renames to `target`. Destroying it uncommitted (an error, Ctrl-C) removes the sibling,

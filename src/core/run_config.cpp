@@ -35,10 +35,12 @@ void RunConfig::visit(ConfigVisitor& v) {
   v.field("imgsz", imgsz, "training and evaluation image size in pixels (multiple of 32)", {32, 8192});
   v.field("epochs", epochs, "training epochs", {1, 100000});
   v.field("time_limit", time_limit, "minutes: fit the run (epochs, schedule) into this time (0: no limit)", {0, 1e6});
-  v.field("batch", batch, "images per optimizer micro-batch", {1, 4096});
+  v.field("batch", batch, auto_batch,
+          "images per optimizer micro-batch; auto: the largest that fits memory_fraction, from a memory profile "
+          "(capped at nominal_batch)",
+          {1, 4096});
   v.field("nominal_batch", nominal_batch, "effective batch reached by gradient accumulation", {1, 65536});
-  v.field("auto_batch", auto_batch, "choose batch from a memory profile before training (capped at nominal_batch)");
-  v.field("memory_fraction", memory_fraction, "auto_batch: target share of GPU memory, or of available RAM on the CPU",
+  v.field("memory_fraction", memory_fraction, "batch: auto's target share of GPU memory, or of available RAM on the CPU",
           {0.05, 1});
   v.field("workers", workers, "data-loader threads (0: one per core)", {0, 256});
   v.field("device", device, "cpu, cuda, cuda:N or auto");
@@ -46,7 +48,7 @@ void RunConfig::visit(ConfigVisitor& v) {
   v.field("seed", seed, "seed for every random number generator", {0, {}});
   v.field("amp", amp, "mixed precision on CUDA (bf16 where supported, else fp16)");
   v.field("optimizer", optimizer, "optimizer", {"sgd", "adamw"});
-  v.field("lr0", lr0, "initial learning rate", {0, 10});
+  v.field("lr0", lr0, lr0_auto, "initial learning rate; auto: from a learning-rate range test (see lr_find)", {0, 10});
   v.field("lrf", lrf, "final learning rate as a fraction of lr0", {0, 1});
   v.field("momentum", momentum, "SGD momentum / Adam beta1", {0, 1});
   v.field("weight_decay", weight_decay, "weight decay (not applied to norms and biases)", {0, 1});
@@ -74,6 +76,16 @@ void RunConfig::visit(ConfigVisitor& v) {
   v.field("project", project, "directory that holds run directories");
   v.field("name", name, "run directory name inside project");
   v.section("augment", "data augmentation", augment);
+  v.section("lr_find", "learning-rate range test (detkit lr-find, lr0: auto)", lr_find);
+}
+
+void LrFindConfig::visit(ConfigVisitor& v) {
+  v.field("steps", steps, "optimizer steps of the test (it stops early when the loss diverges)", {5, 100000});
+  v.field("start", start, "first learning rate", {1e-12, 100});
+  v.field("end", end, "last learning rate (rates grow geometrically in between)", {1e-12, 100});
+  v.field("smoothing", smoothing, "weight of the past in the loss's exponential moving average", {0, 0.999});
+  v.field("diverge", diverge, "stop when the smoothed loss exceeds this multiple of its minimum", {1.1, 1000});
+  v.field("divisor", divisor, "suggestion: the rate of the lowest smoothed loss divided by this", {1, 1000});
 }
 
 namespace {
@@ -82,7 +94,7 @@ void validate(const RunConfig& c) {
   if (c.imgsz % 32 != 0)
     throw ConfigError({cat("config key 'imgsz' must be a multiple of 32 (the largest model stride); got ", c.imgsz), "",
                        cat("use imgsz=", (c.imgsz + 31) / 32 * 32)});
-  if (c.nominal_batch < c.batch)
+  if (!c.auto_batch && c.nominal_batch < c.batch)
     throw ConfigError({cat("config key 'nominal_batch' (", c.nominal_batch, ") is smaller than 'batch' (", c.batch, ")"),
                        "gradient accumulation can only grow the effective batch",
                        cat("set nominal_batch to at least ", c.batch)});
@@ -91,6 +103,10 @@ void validate(const RunConfig& c) {
   if (!device_ok)
     throw ConfigError({cat("config key 'device' must be cpu, cuda, cuda:N or auto; got '", c.device, "'"), "",
                        "use device=cuda:0 for the first GPU or device=cpu"});
+  if (c.lr_find.start >= c.lr_find.end)
+    throw ConfigError({cat("config key 'lr_find.start' (", c.lr_find.start, ") must be below 'lr_find.end' (", c.lr_find.end, ")"),
+                       "the range test raises the learning rate from start to end",
+                       "use e.g. lr_find.start=1e-6 lr_find.end=1"});
   if (c.name.empty() || c.name.find('/') != std::string::npos)
     throw ConfigError({cat("config key 'name' must be a single directory name; got '", c.name, "'"), "",
                        "put parent directories in 'project' instead"});

@@ -36,6 +36,18 @@ struct AugmentConfig {
   void visit(ConfigVisitor& v);
 };
 
+// The learning-rate range test (`detkit lr-find`, and `lr0: auto` before training; docs/lr-find.md).
+struct LrFindConfig {
+  int64_t steps = 100;        // optimizer steps of the test (it stops early when the loss diverges)
+  double start = 1e-6;        // first learning rate
+  double end = 1.0;           // last learning rate (rates grow geometrically in between)
+  double smoothing = 0.9;     // weight of the past in the loss's exponential moving average
+  double diverge = 4.0;       // stop when the smoothed loss exceeds this multiple of its minimum
+  double divisor = 10.0;      // suggestion: the rate of the lowest smoothed loss divided by this
+
+  void visit(ConfigVisitor& v);
+};
+
 struct RunConfig {
   int64_t version = kRunConfigVersion;  // config schema version
   std::string data = "";                // dataset: a COCO JSON, a YOLO data.yaml or a VOC directory
@@ -45,17 +57,18 @@ struct RunConfig {
   int64_t imgsz = 640;                  // training and evaluation image size (pixels, multiple of 32)
   int64_t epochs = 100;                 // training epochs
   double time_limit = 0;                // minutes: fit the run (epochs, schedule) into this time (0: no limit)
-  int64_t batch = 16;                   // images per optimizer micro-batch
+  int64_t batch = 16;                   // images per optimizer micro-batch (`auto`: sets auto_batch)
+  bool auto_batch = false;              // batch: auto, chosen from a memory profile before training (docs/plan.md)
   int64_t nominal_batch = 64;           // effective batch reached by gradient accumulation
-  bool auto_batch = false;              // choose batch from a memory profile before training (docs/plan.md)
-  double memory_fraction = 0.8;         // auto_batch: target share of GPU memory (or of available RAM on the CPU)
+  double memory_fraction = 0.8;         // batch: auto's target share of GPU memory (or of available RAM on the CPU)
   int64_t workers = 0;                  // data-loader threads (0: one per core)
   std::string device = "auto";          // cpu, cuda, cuda:N or auto
   int64_t threads = 0;                  // intra-op CPU threads (0: one per core)
   int64_t seed = 0;                     // seed for every random number generator
   bool amp = true;                      // mixed precision on CUDA (bf16 where supported, else fp16)
   std::string optimizer = "sgd";        // optimizer
-  double lr0 = 0.01;                    // initial learning rate
+  double lr0 = 0.01;                    // initial learning rate (`auto`: sets lr0_auto)
+  bool lr0_auto = false;                // lr0: auto, chosen by a learning-rate range test before training
   double lrf = 0.01;                    // final learning rate as a fraction of lr0
   double momentum = 0.937;              // SGD momentum / Adam beta1
   double weight_decay = 0.0005;         // weight decay (not applied to norms and biases)
@@ -83,6 +96,7 @@ struct RunConfig {
   std::string project = "runs";         // directory that holds run directories
   std::string name = "train";           // run directory name inside `project`
   AugmentConfig augment;                // data augmentation
+  LrFindConfig lr_find;                 // learning-rate range test
 
   void visit(ConfigVisitor& v);
 };

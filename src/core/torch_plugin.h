@@ -151,6 +151,28 @@ struct DetectResult {
   std::vector<std::string> files;
 };
 
+// `detkit lr-find` (src/train/lr_find.h, docs/lr-find.md): a learning-rate range test of the training
+// recipe in `config`, on a fresh detector that is thrown away afterwards.
+struct LrFindRequest {
+  RunConfig config;                  // resolved; the test's knobs are config.lr_find
+  const Dataset* dataset = nullptr;  // read by the caller; must stay alive during the call
+  std::string split = "train";       // the images to train on
+  std::string out_dir;               // lr_find.json, lr_find.csv and lr_find.png ("": nothing written)
+};
+struct LrFindResult {
+  std::vector<double> lr, loss, smoothed;  // per step taken
+  double suggested_lr = 0;           // what lr0: auto takes
+  double min_loss_lr = 0;            // rate of the lowest smoothed loss
+  double steepest_lr = 0;            // rate of the steepest fall (0: not found)
+  bool diverged = false;             // the test stopped because the loss diverged
+  double diverged_lr = 0;
+  bool interrupted = false;          // Ctrl-C: the steps taken so far are analysed and written
+  int64_t batch = 0, accumulate = 1; // micro-batch, and the accumulation the loss is scaled by
+  int64_t images = 0;                // training images fed forward
+  std::vector<std::string> notes;    // where the curve does not support the suggestion
+  std::vector<std::string> files;    // written into out_dir
+  double seconds = 0;
+};
 // `detkit plan` (src/train/plan.h, docs/plan.md): the device memory a training run needs.
 struct PlanRequest {
   std::string model = "yolo-n";
@@ -249,10 +271,13 @@ class TorchPlugin {
   // Estimates the peak memory of training (src/train/plan.h) by measuring real steps. Throws UsageError
   // for a bad request, EnvironmentError for an unusable device, OutOfMemoryError when profiling fails.
   virtual MemoryPlan plan_memory(const PlanRequest& request) = 0;
+  // Runs the learning-rate range test (src/train/lr_find.h). Throws UsageError/DataError for a bad request,
+  // OutOfMemoryError when a step does not fit.
+  virtual LrFindResult find_lr(const LrFindRequest& request) = 0;
 };
 
 // Bumped whenever TorchPlugin changes, so a stale plugin is refused instead of crashing.
-constexpr int kTorchPluginApiVersion = 6;
+constexpr int kTorchPluginApiVersion = 7;
 
 // Where the plugin is looked for: DETKIT_TORCH_PLUGIN when set, else ../lib/libdetkit_torch.so beside the
 // executable.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <map>
 #include <sstream>
 
@@ -98,11 +99,19 @@ std::string display_name(const fs::path& dir) {
 
 class Page {
  public:
-  explicit Page(const RunFiles& f) : f_(f), evaluation_(f.kind == RunFiles::Kind::evaluation) {}
+  explicit Page(const RunFiles& f)
+      : f_(f), evaluation_(f.kind == RunFiles::Kind::evaluation),
+        lr_find_only_(f.lr_find && !f.results && !f.run && !f.eval && !f.curves) {}
 
   std::string render() {
+    if (lr_find_only_) {
+      lr_find();
+      text_section("config", "Resolved configuration", f_.config, "config.yaml", "");
+      return page(cat("Learning-rate range test ", display_name(f_.dir)));
+    }
     summary();
     training();
+    lr_find();
     validation();
     per_class();
     dataset();
@@ -111,9 +120,12 @@ class Page {
     text_section("environment", "Environment", f_.environment, "environment.txt",
                  "the doctor's short report of the machine the run used");
     text_section("config", "Resolved configuration", f_.config, "config.yaml", "");
+    return page(cat(evaluation_ ? "Evaluation " : "Training run ", display_name(f_.dir)));
+  }
 
+ private:
+  std::string page(const std::string& title) {
     std::ostringstream o;
-    const std::string title = cat(evaluation_ ? "Evaluation " : "Training run ", display_name(f_.dir));
     o << "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
       << "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
          "style-src 'unsafe-inline'\">\n"
@@ -127,9 +139,9 @@ class Page {
     return o.str();
   }
 
- private:
   const RunFiles& f_;
   bool evaluation_;
+  bool lr_find_only_;
   std::ostringstream body_;
   std::vector<std::pair<std::string, std::string>> nav_;
 
@@ -328,6 +340,52 @@ class Page {
     return out;
   }
 
+  // The learning-rate range test: the loss against the rate on a log axis, the suggestion and the minimum
+  // marked, the settings it measured, and its notes.
+  void lr_find() {
+    if (!f_.lr_find) return;
+    const LrFind& r = *f_.lr_find;
+    open("lr-find", "Learning-rate range test");
+    std::ostringstream cards;
+    card(cards, "Suggested lr0", format_number(r.suggested_lr, 3),
+         cat("lowest smoothed loss at ", format_number(r.min_loss_lr, 3), " / 10"));
+    if (r.steepest_lr > 0) card(cards, "Steepest fall", format_number(r.steepest_lr, 3), "a second opinion");
+    card(cards, "Steps", cat(r.steps_run, " of ", r.steps_planned),
+         r.diverged ? cat("diverged at ", format_number(r.diverged_lr, 3)) : r.interrupted ? "interrupted" : "did not diverge");
+    card(cards, "Recipe", cat(r.model, " ", r.optimizer), cat("batch ", r.batch, r.accumulate > 1 ? cat(" (loss x ", r.accumulate, ")") : "",
+                                                            ", ", r.imgsz, " px, ", r.device));
+    body_ << "<div class=\"cards\">" << cards.str() << "</div>\n";
+    // The diverging tail is cut: the y axis ends a little above the first smoothed loss.
+    double first = NAN, bottom = std::numeric_limits<double>::infinity();
+    for (std::size_t i = 0; i < r.smoothed.size(); ++i) {
+      if (std::isfinite(r.smoothed[i]) && !std::isfinite(first)) first = r.smoothed[i];
+      if (std::isfinite(r.loss[i])) bottom = std::min(bottom, r.loss[i]);
+      if (std::isfinite(r.smoothed[i])) bottom = std::min(bottom, r.smoothed[i]);
+    }
+    LineChart c;
+    c.title = "Loss against learning rate";
+    c.x_label = "learning rate (log scale)";
+    c.y_label = "training loss per image";
+    c.width = 760;
+    c.height = 340;
+    c.log_x = true;
+    if (std::isfinite(bottom) && std::isfinite(first) && first > bottom) c.y_min = bottom, c.y_max = first * 1.15;
+    c.markers.push_back({r.suggested_lr, cat("suggested ", format_number(r.suggested_lr, 3))});
+    if (r.min_loss_lr > 0) c.markers.push_back({r.min_loss_lr, ""});
+    Series raw{"loss", r.lr, r.loss, "#b0b0b0", 1.0};
+    Series smooth{"smoothed", r.lr, r.smoothed, palette(0), 2.2};
+    for (double& y : raw.y) if (c.y_max && y > *c.y_max) y = *c.y_max;
+    for (double& y : smooth.y) if (c.y_max && y > *c.y_max) y = *c.y_max;
+    body_ << "<div class=\"charts\">\n" << line_chart(c, {raw, smooth}) << "\n</div>\n";
+    body_ << "<p class=\"caption\">From " << escape(f_.lr_find_file) << ": " << r.steps_run << " steps, "
+          << r.images << " images, " << format_duration(r.seconds) << "; the rate rose geometrically from "
+          << format_number(r.start, 3) << " to " << format_number(r.end, 3)
+          << ". The unlabelled dashed line marks the lowest smoothed loss; train with lr0 = the suggestion (lr0: auto "
+             "does this).</p>\n";
+    for (const auto& n : r.notes) body_ << "<p class=\"note\">" << escape(n) << "</p>\n";
+    close();
+  }
+
   void validation() {
     if (!f_.curves) {
       note(f_.curves_file, cat("No ", f_.curves_file,
@@ -508,7 +566,7 @@ class Page {
   void text_section(const std::string& id, const std::string& title, const std::optional<std::string>& content,
                     const std::string& file, const std::string& what) {
     if (!content) {
-      if (!evaluation_) note(file, cat("No ", file, ": the ", title == "Environment" ? "environment report" : "configuration",
+      if (!evaluation_ && !lr_find_only_) note(file, cat("No ", file, ": the ", title == "Environment" ? "environment report" : "configuration",
                                        " is left out."));
       return;
     }

@@ -293,6 +293,46 @@ Curves parse_curves(const ojson& j) {
   return c;
 }
 
+LrFind parse_lr_find(const ojson& j) {
+  if (!j.is_object()) throw Malformed("the file is not a JSON object");
+  if (text(j, "format", "", "") != "detkit-lr-find-1") throw Malformed("its 'format' is not 'detkit-lr-find-1'");
+  LrFind f;
+  f.model = text(j, "model", "", "");
+  f.optimizer = text(j, "optimizer", "", "");
+  f.device = text(j, "device", "", "");
+  f.imgsz = integer(j, "imgsz", "", 0);
+  f.batch = integer(j, "batch", "", 0);
+  f.accumulate = integer(j, "accumulate", "", 1);
+  f.steps_planned = integer(j, "steps_planned", "", 0);
+  f.steps_run = integer(j, "steps_run", "", 0);
+  f.images = integer(j, "images", "", 0);
+  f.start = number(j, "start", "", kNaN);
+  f.end = number(j, "end", "", kNaN);
+  f.seconds = number(j, "seconds", "", kNaN);
+  f.suggested_lr = number(j, "suggested_lr", "", std::nullopt);
+  f.min_loss_lr = number(j, "min_loss_lr", "", kNaN);
+  f.steepest_lr = number(j, "steepest_lr", "", kNaN);
+  f.diverged_lr = number(j, "diverged_lr", "", kNaN);
+  f.diverged = flag(j, "diverged");
+  f.interrupted = flag(j, "interrupted");
+  if (j.contains("notes")) {
+    const ojson& notes = j["notes"];
+    if (!notes.is_array()) throw Malformed("'notes' is not an array");
+    for (std::size_t i = 0; i < notes.size(); ++i) {
+      if (!notes[i].is_string()) throw Malformed(cat("'notes[", i, "]' is not a string"));
+      f.notes.push_back(notes[i].get<std::string>());
+    }
+  }
+  const ojson& points = member(j, "points", "");
+  f.lr = numbers(member(points, "lr", "points"), "points.lr");
+  f.loss = numbers(member(points, "loss", "points"), "points.loss");
+  f.smoothed = numbers(member(points, "smoothed", "points"), "points.smoothed");
+  if (f.loss.size() != f.lr.size() || f.smoothed.size() != f.lr.size())
+    throw Malformed(cat("'points' has ", f.lr.size(), " rates but ", f.loss.size(), " losses and ", f.smoothed.size(),
+                        " smoothed losses"));
+  return f;
+}
+
 DataCheck parse_data_check(const ojson& j) {
   DataCheck d;
   if (!j.is_object()) throw Malformed("the file is not a JSON object");
@@ -403,9 +443,16 @@ RunFiles read_run_files(const fs::path& dir) {
       throw damaged(file, cat("it is not valid YAML (", e.what(), ")"));
     }
   }
+  for (const char* name : {"lr_find.json", "lr-find/lr_find.json"}) {
+    if (!exists_file(dir / name)) continue;
+    f.lr_find = read_json_file<LrFind>(dir / name, parse_lr_find);
+    f.lr_find_file = name;
+    found_any = true;
+    break;
+  }
   if (!found_any)
     throw DataError({"nothing to report: the directory holds none of results.csv, metrics.json, val/metrics.json, "
-                     "curves.json, events.json, data-check.json, environment.txt or config.yaml",
+                     "curves.json, events.json, data-check.json, environment.txt, config.yaml or lr_find.json",
                      "", "pass a training run directory (e.g. runs/train) or the output directory of 'detkit eval --model'",
                      dir.string()});
   return f;

@@ -12,6 +12,8 @@
 //   samples.jpg, val/samples.jpg      a JPEG grid of validation images
 //   data-check.json   `detkit check --json` output; data-check.txt (its text form) when the JSON is absent
 //   environment.txt, config.yaml      shown as text (config.yaml must parse as YAML)
+//   lr_find.json, lr-find/lr_find.json  the learning-rate range test (train/lr_find.h): `detkit lr-find`'s
+//                     output directory, or a run trained with lr0: auto
 // For each of curves.json and samples.jpg, val/NAME is used when it exists, else NAME.
 //
 // Guarantees: nothing is written; a file that is absent leaves its field empty (std::nullopt).
@@ -103,6 +105,17 @@ struct DataCheck {
   std::vector<std::pair<std::string, int64_t>> images_per_split, boxes_per_class, box_size_histogram;
 };
 
+// lr_find.json (train/lr_find.h).
+struct LrFind {
+  std::string model, optimizer, device;
+  int64_t imgsz = 0, batch = 0, accumulate = 1, steps_planned = 0, steps_run = 0, images = 0;
+  double start = 0, end = 0, seconds = 0;
+  double suggested_lr = 0, min_loss_lr = 0, steepest_lr = 0, diverged_lr = 0;
+  bool diverged = false, interrupted = false;
+  std::vector<std::string> notes;
+  std::vector<double> lr, loss, smoothed;  // per step; NaN where the loss was not finite
+};
+
 struct RunFiles {
   enum class Kind { training_run, evaluation };
   fs::path dir;
@@ -120,6 +133,8 @@ struct RunFiles {
   std::optional<std::string> data_check_text;  // data-check.txt, read only when data-check.json is absent
   std::optional<std::string> environment, config;
   std::string config_model;  // the `model` key of config.yaml, when it has one
+  std::optional<LrFind> lr_find;
+  std::string lr_find_file;  // "lr_find.json" or "lr-find/lr_find.json"
 };
 
 RunFiles read_run_files(const fs::path& dir);

@@ -149,7 +149,19 @@ std::string format_number(double value, int digits) {
   return buf;
 }
 
-std::string line_chart(const LineChart& chart, const std::vector<Series>& series) {
+std::string line_chart(const LineChart& chart_in, const std::vector<Series>& series_in) {
+  // A log axis is a linear axis over log10(x) whose ticks sit on whole decades.
+  const bool log_x = chart_in.log_x;
+  LineChart chart = chart_in;
+  std::vector<Series> series = series_in;
+  if (log_x) {
+    auto to_log = [](double x) { return x > 0 && std::isfinite(x) ? std::log10(x) : std::numeric_limits<double>::quiet_NaN(); };
+    for (Series& s : series)
+      for (double& x : s.x) x = to_log(x);
+    for (Marker& m : chart.markers) m.at = to_log(m.at);
+    if (chart.x_min) chart.x_min = to_log(*chart.x_min);
+    if (chart.x_max) chart.x_max = to_log(*chart.x_max);
+  }
   const bool legend = series.size() > 1;
   const double left = kLeft, top = kTop;
   const double plot_w = chart.width - left - kRight - (legend ? kLegendWidth : 0);
@@ -162,7 +174,7 @@ std::string line_chart(const LineChart& chart, const std::vector<Series>& series
         x_lo = std::min(x_lo, s.x[i]), x_hi = std::max(x_hi, s.x[i]);
         y_lo = std::min(y_lo, s.y[i]), y_hi = std::max(y_hi, s.y[i]);
       }
-  const bool integer_x = [&] {
+  const bool integer_x = log_x || [&] {
     for (const Series& s : series)
       for (double v : s.x)
         if (std::isfinite(v) && v != std::floor(v)) return false;
@@ -186,7 +198,9 @@ std::string line_chart(const LineChart& chart, const std::vector<Series>& series
     o << "<line class=\"tick-mark\" x1=\"" << px(sx(t)) << "\" y1=\"" << px(top + plot_h) << "\" x2=\"" << px(sx(t))
       << "\" y2=\"" << px(top + plot_h + 4) << "\" stroke=\"#555\"/>";
     o << "<text class=\"tick\" x=\"" << px(sx(t)) << "\" y=\"" << px(top + plot_h + 16) << "\" text-anchor=\"middle\">"
-      << tick_label(t, xr, integer_x) << "</text>";
+      << (log_x ? (t == 0 ? std::string("1") : "1e" + std::to_string(static_cast<int>(std::lround(t))))
+                : tick_label(t, xr, integer_x))
+      << "</text>";
   }
   o << "<path class=\"axis\" d=\"M" << px(left) << ' ' << px(top) << "V" << px(top + plot_h) << "H" << px(left + plot_w)
     << "\" fill=\"none\" stroke=\"#555\"/>";

@@ -54,6 +54,8 @@ struct LineChart {
   std::optional<double> x_min, x_max, y_min, y_max;  // fixed axis ends; otherwise taken from the data
   std::vector<Marker> markers;
   std::size_t max_legend = 14;  // legend entries shown; the rest are summarised as "+N more"
+  bool log_x = false;  // x on a log10 axis with a tick per decade ("1e-3"); x <= 0 is left out; x_min, x_max
+                       // and markers are given in data units, not logs
 };
 
 std::string line_chart(const LineChart& chart, const std::vector<Series>& series);

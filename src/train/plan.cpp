@@ -642,18 +642,18 @@ int64_t auto_batch(const RunConfig& config, const Split& train_split, int64_t cl
   r.memory_fraction = config.memory_fraction;
   if (device.is_cuda() && config.gpu_memory_fraction > 0)
     r.memory_fraction = std::min(r.memory_fraction, config.gpu_memory_fraction);
-  log_info("auto_batch: profiling ", config.model, " at ", config.imgsz, " px with ", r.max_boxes,
+  log_info("batch auto: profiling ", config.model, " at ", config.imgsz, " px with ", r.max_boxes,
            " boxes per image on ", device.str(), "...");
   const BatchChoice c = guard_torch("choosing the batch size", [&] { return choose_batch(r); });
   if (device.is_cuda()) compat::cuda_empty_cache();
   const int64_t accumulate = accumulation(c.batch, config.nominal_batch);
   const double margin = c.budget > c.predicted_peak ? static_cast<double>(c.budget - c.predicted_peak) : 0.0;
   if (!c.fits)
-    log_warn("auto_batch: even batch 1 is predicted at ", format_bytes(c.predicted_peak), ", over the budget of ",
+    log_warn("batch auto: even batch 1 is predicted at ", format_bytes(c.predicted_peak), ", over the budget of ",
              format_bytes(c.budget), " (", r.memory_fraction, " x ", format_bytes(c.memory),
              "); training with batch 1 (out-of-memory recovery cannot go lower): lower imgsz or use a smaller model");
   else
-    log_info("auto_batch: batch ", c.batch, " x ", accumulate, " accumulation (nominal ", config.nominal_batch,
+    log_info("batch auto: batch ", c.batch, " x ", accumulate, " accumulation (nominal ", config.nominal_batch,
              "): predicted peak ", format_bytes(c.predicted_peak), " of a budget of ", format_bytes(c.budget), " (",
              r.memory_fraction, " x ", format_bytes(c.memory), device.is_cuda() ? " device memory" : " available RAM",
              "), margin ", format_bytes(static_cast<uint64_t>(margin)), " (",

@@ -1,8 +1,6 @@
 #include "train/trainer.h"
 
 #include <torch/nn/utils/clip_grad.h>
-#include <torch/optim/adamw.h>
-#include <torch/optim/sgd.h>
 #include <torch/utils.h>
 
 #include <chrono>
@@ -27,8 +25,10 @@
 #include "models/yolo.h"
 #include "train/evaluate.h"
 #include "train/guardrails.h"
+#include "train/lr_find.h"
 #include "train/plan.h"
 #include "train/schedule.h"
+#include "train/setup.h"
 
 namespace detkit::train {
 
@@ -38,14 +38,6 @@ using clock_type = std::chrono::steady_clock;
 
 double seconds_since(clock_type::time_point start) {
   return std::chrono::duration<double>(clock_type::now() - start).count();
-}
-
-// RUN, RUN2, RUN3, ...: the first that does not exist or is empty.
-fs::path fresh_run_dir(const fs::path& project, const std::string& name) {
-  for (int n = 1;; ++n) {
-    const fs::path dir = project / (n == 1 ? name : name + std::to_string(n));
-    if (is_missing_or_empty_directory(dir)) return dir;
-  }
 }
 
 // A simulated out-of-memory error carries the same type and text as the translated real one.
@@ -211,9 +203,8 @@ void Trainer::prepare_run_dir() {
   if (!request_.resume.empty()) {
     run_dir_ = request_.resume;
   } else {
-    run_dir_ = fresh_run_dir(config_.project, config_.name);
+    run_dir_ = fresh_numbered_directory(config_.project, config_.name);
     ensure_directory(run_dir_ / "weights");
-    write_resolved_config(run_dir_, config_);
   }
   ensure_directory(run_dir_ / "weights");
   if (!request_.environment_report.empty()) write_file_atomic(run_dir_ / "environment.txt", request_.environment_report);
@@ -222,58 +213,18 @@ void Trainer::prepare_run_dir() {
 }
 
 void Trainer::build_optimizer() {
-  // Normalisation weights and biases are left out of weight decay: decaying them only fights the
-  // normalisation and the heads' prior.
-  std::vector<at::Tensor> weights, norms, biases;
-  for (const auto& item : model_->named_parameters()) {
-    const at::Tensor& p = item.value();
-    if (!p.requires_grad()) continue;
-    params_.push_back(p);
-    if (ends_with(item.key(), "bias")) biases.push_back(p);
-    else if (p.dim() <= 1) norms.push_back(p);
-    else weights.push_back(p);
-  }
-  // The loss is summed over the batch, so decay is scaled to the images per optimizer step.
-  const double decay = config_.weight_decay * static_cast<double>(config_.batch * accumulate_) /
-                       static_cast<double>(config_.nominal_batch);
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  if (config_.optimizer == "sgd") {
-    auto options = [&](double wd) {
-      return std::make_unique<torch::optim::SGDOptions>(
-          torch::optim::SGDOptions(config_.lr0).momentum(config_.momentum).nesterov(true).weight_decay(wd));
-    };
-    groups.emplace_back(weights, options(decay));
-    groups.emplace_back(norms, options(0));
-    groups.emplace_back(biases, options(0));
-    optimizer_ = std::make_unique<torch::optim::SGD>(groups, torch::optim::SGDOptions(config_.lr0).momentum(config_.momentum).nesterov(true));
-  } else {
-    auto options = [&](double wd) {
-      return std::make_unique<torch::optim::AdamWOptions>(
-          torch::optim::AdamWOptions(config_.lr0).betas({config_.momentum, 0.999}).weight_decay(wd));
-    };
-    groups.emplace_back(weights, options(decay));
-    groups.emplace_back(norms, options(0));
-    groups.emplace_back(biases, options(0));
-    optimizer_ = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(config_.lr0));
-  }
+  OptimizerSetup setup = make_optimizer(model_, config_, accumulate_);
+  optimizer_ = std::move(setup.optimizer);
+  params_ = std::move(setup.params);
 }
 
 void Trainer::apply_schedule(int64_t iteration, int64_t epoch) {
   const ParamGroup kinds[] = {ParamGroup::weights, ParamGroup::norms, ParamGroup::biases};
   const double momentum = schedule_->momentum(iteration);
-  auto& groups = optimizer_->param_groups();
-  for (std::size_t g = 0; g < groups.size(); ++g) {
+  for (std::size_t g = 0; g < optimizer_->param_groups().size(); ++g) {
     const double lr = schedule_->lr(kinds[g], iteration, epoch) * lr_scale_;
     if (g == 0) current_lr_ = lr;
-    if (config_.optimizer == "sgd") {
-      auto& o = static_cast<torch::optim::SGDOptions&>(groups[g].options());
-      o.lr(lr);
-      o.momentum(momentum);
-    } else {
-      auto& o = static_cast<torch::optim::AdamWOptions&>(groups[g].options());
-      o.lr(lr);
-      o.betas({momentum, std::get<1>(o.betas())});
-    }
+    set_group_hyperparameters(*optimizer_, config_, g, lr, momentum);
   }
 }
 
@@ -303,18 +254,7 @@ BatchOutcome Trainer::run_chunks(const at::Tensor& images, const at::Tensor& tar
     const at::Tensor part = images.narrow(0, begin, size);
     at::Tensor part_targets = targets.index({(owner >= begin).logical_and(owner < begin + size)}).clone();
     if (part_targets.numel() > 0) part_targets.select(1, 0).sub_(static_cast<double>(begin));
-    models::LossTerms terms;
-    {
-      if (autocast_) compat::set_autocast(true, true);
-      struct AutocastOff {
-        bool on;
-        ~AutocastOff() {
-          if (on) compat::set_autocast(true, false);
-        }
-      } off{autocast_};
-      const auto outputs = model_->forward(part);
-      terms = (*loss_)(outputs, part_targets, size);
-    }
+    const models::LossTerms terms = forward_loss(model_, *loss_, part, part_targets, autocast_);
     // Simulated failures fire once, at the first chunk of their batch, after the forward pass (where a
     // real one usually strikes).
     if (begin == 0 && inject_oom_.erase(iteration)) throw_simulated_oom();
@@ -567,27 +507,47 @@ TrainResult Trainer::run() {
   const auto run_start = clock_type::now();
   // batch: auto (train/plan.h): profiled before the run directory's config.yaml records the batch.
   config_.batch = auto_batch(config_, *train_split_, static_cast<int64_t>(class_names_.size()), device_, !request_.resume.empty());
+  config_.auto_batch = false;
   prepare_run_dir();
   log_info("run directory: ", run_dir_.string());
+  // lr0: auto (train/lr_find.h): a range test of this very recipe, kept in RUN/lr-find; the resolved
+  // config.yaml then records the rate it chose.
+  if (config_.lr0_auto && request_.resume.empty()) {
+    LrFindRequest find;
+    find.config = config_;
+    find.dataset = &dataset_;
+    find.split = train_split_->name;
+    find.out_dir = (run_dir_ / "lr-find").string();
+    const LrFindResult found = find_learning_rate(find);
+    if (found.interrupted) throw InterruptedError({"interrupted during the learning-rate range test (lr0: auto)", "",
+                                                   "start the run again, or set lr0 to a number"});
+    if (!(found.suggested_lr > 0))
+      throw RunError({"the learning-rate range test (lr0: auto) found no usable learning rate",
+                      found.notes.empty() ? std::string("no step had a finite loss") : found.notes.front(),
+                      "set lr0 to a number, or look at the curve in " + find.out_dir + "/lr_find.png"});
+    // Three significant digits: what config.yaml records is then exactly what trains, so a resumed run
+    // continues with the same rate.
+    char rounded[32];
+    std::snprintf(rounded, sizeof rounded, "%.3g", found.suggested_lr);
+    config_.lr0 = std::stod(rounded);
+    log_info("lr0: auto chose ", config_.lr0, " (", find.out_dir, "/lr_find.png)");
+  }
+  config_.lr0_auto = false;
+  if (request_.resume.empty()) write_resolved_config(run_dir_, config_);
   if (!request_.environment_report.empty())
     for (const auto& line : split(trim(request_.environment_report), '\n')) log_info("env: ", line);
 
+  const auto classes = static_cast<int64_t>(class_names_.size());
   torch::manual_seed(static_cast<uint64_t>(config_.seed));
-  models::YoloOptions options;
-  options.scale = models::yolo_scale(config_.model);
-  options.classes = static_cast<int64_t>(class_names_.size());
-  options.stride4 = config_.stride4;
-  model_ = models::YoloDetector(options);
-  model_->to(device_);
+  model_ = make_detector(config_, classes, device_);
   if (config_.ema) {
     ema_ = std::make_unique<Ema>();
-    ema_->model = models::YoloDetector(options);
-    ema_->model->to(device_);
+    ema_->model = make_detector(config_, classes, device_);
     ema_->model->eval();
     ema_->decay = config_.ema_decay;
     copy_weights(model_, ema_->model);
   }
-  accumulate_ = std::max<int64_t>(1, std::llround(static_cast<double>(config_.nominal_batch) / static_cast<double>(config_.batch)));
+  accumulate_ = accumulation(config_);
   build_optimizer();
   models::LossOptions loss_options;
   loss_options.box_gain = config_.box_gain;
@@ -597,22 +557,14 @@ TrainResult Trainer::run() {
 
   if (device_.is_cuda()) {
     if (config_.gpu_memory_fraction > 0) compat::cuda_set_memory_fraction(config_.gpu_memory_fraction, device_.index());
-    autocast_ = config_.amp;
-    bf16_ = autocast_ && compat::cuda_supports_bf16(device_.index());
-    loss_scaling_ = autocast_ && !bf16_;
+    const Precision precision = choose_precision(config_, device_);
+    autocast_ = precision.autocast;
+    bf16_ = precision.bf16;
+    loss_scaling_ = precision.loss_scaling;
     if (loss_scaling_) loss_scale_ = 65536.0;
-    if (autocast_) compat::set_cuda_autocast_dtype(bf16_);
   }
 
-  augment::LoaderOptions lo;
-  lo.imgsz = config_.imgsz;
-  lo.batch = config_.batch;
-  lo.workers = config_.workers;
-  lo.seed = static_cast<uint64_t>(config_.seed);
-  lo.epochs = config_.epochs;
-  lo.recipe = config_.augment;
-  lo.cache_ram = config_.cache == "ram";
-  lo.device = device_.str();
+  const augment::LoaderOptions lo = train_loader_options(config_, device_);
   train_loader_ = std::make_unique<augment::Loader>(dataset_, *train_split_, lo);
   if (val_split_) {
     augment::LoaderOptions vo = lo;

@@ -1,6 +1,6 @@
 // Memory planning on a CUDA device: the plan's predicted peak allocation (weights, gradients, optimizer
 // state, EMA, activations) against the caching allocator's measured peak of real training steps at batch
-// 16 and 32, in float32 and under autocast; and `auto_batch` choosing a batch that trains without
+// 16 and 32, in float32 and under autocast; and `batch: auto` choosing a batch that trains without
 // running out of memory in a capped share of the GPU.
 #include <gtest/gtest.h>
 #include <torch/cuda.h>
@@ -83,7 +83,7 @@ TEST(GpuPlan, PredictsTrainingStepPeakWithin10PercentAutocast) {
   check("yolo-s", 640, 32, true);
 }
 
-// auto_batch in a small share of the GPU (memory_fraction 0.05 and the same cap on the process's share):
+// batch: auto in a small share of the GPU (memory_fraction 0.05 and the same cap on the process's share):
 // the run chooses a batch, trains without an out-of-memory event, and its peak stays under the budget.
 TEST(GpuPlan, AutoBatchTrainsWithoutOutOfMemoryInACappedShare) {
   REQUIRE_CUDA();
@@ -118,7 +118,7 @@ TEST(GpuPlan, AutoBatchTrainsWithoutOutOfMemoryInACappedShare) {
   EXPECT_GT(result.micro_batch, 4);  // something larger than the configured batch was chosen
   const uint64_t budget = static_cast<uint64_t>(0.05 * static_cast<double>(compat::cuda_memory(0).total));
   const std::string csv = read_file(dir / "runs" / "auto" / "results.csv");
-  std::cout << "auto_batch run: micro-batch " << result.micro_batch << ", budget " << gib(static_cast<double>(budget))
+  std::cout << "batch auto run: micro-batch " << result.micro_batch << ", budget " << gib(static_cast<double>(budget))
             << " GiB\n" << csv;
   const auto lines = split(trim(csv), '\n');
   ASSERT_GE(lines.size(), 2u);

@@ -1,6 +1,7 @@
 """End-to-end tests of the detkit CLI. Run through CTest (which sets DETKIT to the binary)."""
 import hashlib
 import json
+import math
 import os
 import signal
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 
 DETKIT = os.environ.get("DETKIT", str(Path(__file__).resolve().parents[2] / "build" / "bin" / "detkit"))
 COMMANDS = ["doctor", "explain", "synth", "check", "convert", "augment", "config", "train", "eval", "detect", "version",
-            "model", "report", "advise", "plan"]
+            "model", "report", "advise", "plan", "lr-find"]
 
 
 def run(*args, env=None, check=None):
@@ -879,6 +880,96 @@ class Plan(unittest.TestCase):
         p = run("plan", "--imgsz", "100", "--device", "cpu")
         self.assertEqual(p.returncode, 2)
         self.assertIn("--imgsz 128", p.stderr)
+
+
+class LrFind(unittest.TestCase):
+    """detkit lr-find on a small synthetic dataset (docs/lr-find.md): the curve is re-derived here from its raw
+    losses, the chart and the report are checked, and lr0=auto trains with the suggestion."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.root = Path(cls.tmp.name)
+        run("synth", "--out", str(cls.root / "ds"), "--format", "yolo", "--seed", "2", "--train", "24", "--val", "4",
+            "--classes", "2", "--sizes", "96x96", "--max-objects", "3", check=0)
+        cls.data = "data=" + str(cls.root / "ds" / "data.yaml")
+        cls.common = [cls.data, "imgsz=64", "batch=4", "nominal_batch=8", "workers=2", "device=cpu",
+                      f"project={cls.root / 'runs'}"]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_curve_suggestion_chart_and_report(self):
+        out = self.root / "lr"
+        p = run("lr-find", *self.common, "lr_find.steps=30", "lr_find.start=1e-5", "lr_find.end=1", "--out", str(out),
+                "--json", check=0)
+        result = json.loads(p.stdout)
+        self.assertEqual(result["steps_run"], 30 if not result["diverged"] else result["steps_run"])
+        self.assertEqual((result["batch"], result["accumulate"]), (4, 2))
+        rows = (out / "lr_find.csv").read_text().strip().splitlines()
+        self.assertEqual(rows[0], "step,lr,loss,smoothed")
+        lr = [float(r.split(",")[1]) for r in rows[1:]]
+        loss = [float(r.split(",")[2]) for r in rows[1:]]
+        smoothed = [float(r.split(",")[3]) for r in rows[1:]]
+        self.assertEqual(len(lr), result["steps_run"])
+        # The rates: geometric from start to end over the planned steps.
+        for i, r in enumerate(lr):
+            self.assertAlmostEqual(r / (1e-5 * (1e5 ** (i / 29))), 1.0, delta=1e-4)
+        # The smoothing and the suggestion, recomputed: bias-corrected EMA (0.9), then the lowest point / 10.
+        avg, mine = 0.0, []
+        for i, x in enumerate(loss):
+            avg = 0.9 * avg + 0.1 * x
+            mine.append(avg / (1 - 0.9 ** (i + 1)))
+        for a, b in zip(mine, smoothed):
+            self.assertAlmostEqual(a / b, 1.0, delta=1e-4)
+        best = min(range(len(mine)), key=lambda i: mine[i])
+        self.assertAlmostEqual(result["min_loss_lr"] / lr[best], 1.0, delta=1e-4)
+        self.assertAlmostEqual(result["suggested_lr"], max(lr[best] / 10, 1e-5), delta=lr[best] * 1e-4)
+        summary = json.loads((out / "lr_find.json").read_text())
+        self.assertEqual(summary["suggested_lr"], result["suggested_lr"])
+
+        # The chart: 900 x 540, the smoothed curve in blue, the suggestion as a red line where the log axis puts it.
+        from PIL import Image
+        img = Image.open(out / "lr_find.png").convert("RGB")
+        self.assertEqual(img.size, (900, 540))
+        x = 80 + (math.log10(result["suggested_lr"]) - math.log10(lr[0])) / (math.log10(lr[-1]) - math.log10(lr[0])) * 796
+        column = [img.getpixel((round(x), y)) for y in range(140, 470)]
+        self.assertGreater(sum(1 for r, g, b in column if r > 180 and g < 80 and b < 80), 250, f"no red line at x={x:.0f}")
+        blue = sum(1 for r, g, b in img.getdata() if b > 150 and r < 80)
+        self.assertGreater(blue, 1500)
+
+        page = (out / "report.html").read_text()
+        self.assertIn("<h1>Learning-rate range test lr</h1>", page)
+        self.assertIn('data-series="smoothed"', page)
+        self.assertIn(">1e-5<", page)
+
+        human = run("lr-find", *self.common, "lr_find.steps=10", "--out", str(self.root / "lr-human"), check=0).stdout
+        self.assertRegex(human, r"suggested lr0: [0-9.e-]+")
+        self.assertRegex(human, r"train with: detkit train data=\S+ imgsz=64 .* lr0=[0-9.e-]+\n")
+        self.assertNotIn("lr_find.steps", human.split("train with:")[1])
+
+    def test_lr0_auto_trains_with_the_suggestion(self):
+        p = run("train", *self.common, "epochs=1", "lr0=auto", "lr_find.steps=12", "name=auto", "--val-split", "",
+                "--json", check=0)
+        run_dir = Path(json.loads(p.stdout)["run_dir"])
+        found = json.loads((run_dir / "lr-find" / "lr_find.json").read_text())
+        config = (run_dir / "config.yaml").read_text()
+        line = next(l for l in config.splitlines() if l.startswith("lr0:"))
+        self.assertEqual(float(line.split()[1]), float(f"{found['suggested_lr']:.3g}"))
+        self.assertIn('id="lr-find"', (run_dir / "report.html").read_text())
+        self.assertIn("lr0: auto chose", p.stderr)
+
+    def test_bad_settings_are_explained(self):
+        p = run("lr-find", *self.common, "lr_find.start=1", "lr_find.end=0.5")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("'lr_find.start' (1) must be below 'lr_find.end' (0.5)", p.stderr)
+        self.assertIn("fix:", p.stderr)
+        p = run("lr-find", "imgsz=64")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("no dataset to train on", p.stderr)
+        p = run("lr-find", *self.common, "lr0=quick")
+        self.assertIn("expects a number or auto", p.stderr)
 
 
 if __name__ == "__main__":

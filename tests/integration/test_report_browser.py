@@ -92,6 +92,16 @@ def make_run_dir(root, epochs=12):
                   "box_size_histogram": {"<8": 12, "8-16": 40, "16-32": 110, "32-64": 140, "64-128": 70,
                                          "128-256": 25, ">=256": 3},
                   "tiny_boxes": 9, "aspect_outliers": 0, "image_sizes": {"320x240": 120}}}))
+    lrs = [1e-6 * (1e6 ** (i / 59)) for i in range(60)]
+    losses = [4.0 - 2.0 / (1 + (max(0.0, -(i - 45) / 10)) ** 2) + (0.5 * (i - 45) ** 2 / 20 if i > 45 else 0)
+              for i in range(60)]
+    (root / "lr-find").mkdir()
+    (root / "lr-find" / "lr_find.json").write_text(json.dumps({
+        "format": "detkit-lr-find-1", "model": "yolo-n", "optimizer": "sgd", "imgsz": 320, "batch": 16,
+        "accumulate": 4, "device": "cpu", "start": 1e-6, "end": 1.0, "steps_planned": 60, "steps_run": 60,
+        "images": 960, "seconds": 42.0, "suggested_lr": lrs[45] / 10, "min_loss_lr": lrs[45], "min_loss": 2.0,
+        "steepest_lr": lrs[38], "diverged": False, "diverged_lr": 0, "interrupted": False, "notes": [NASTY],
+        "points": {"lr": lrs, "loss": losses[:59] + [None], "smoothed": losses}}))
     (root / "environment.txt").write_text("OS: Debian GNU/Linux 12\nCPU: 2 cores\nGPU: none (CPU run) <ok>\n")
     (root / "config.yaml").write_text("model: yolo-n\nepochs: 12\nimgsz: 320\n# <script>alert(1)</script>\n")
     return root
@@ -171,10 +181,11 @@ class ReportBrowser(unittest.TestCase):
             self.assertEqual(self.console_problems(err2), [])
 
             # The DOM the browser built: every section, chart and row is there.
-            for section in ("summary", "training", "validation", "per-class", "dataset", "samples", "events",
+            for section in ("summary", "training", "lr-find", "validation", "per-class", "dataset", "samples", "events",
                             "environment", "config"):
                 self.assertIn(f'<section id="{section}">', dom)
-            self.assertEqual(len(re.findall(r'<svg class="chart"', dom)), 9)
+            self.assertEqual(len(re.findall(r'<svg class="chart"', dom)), 10)
+            self.assertEqual(len(re.findall(r'<polyline class="series" data-series="smoothed"', dom)), 1)
             self.assertEqual(len(re.findall(r'<polyline class="series" data-series="box_loss"', dom)), 1)
             self.assertIn("&lt;b&gt;&amp;\"x", dom)  # the nasty class name is text, not markup
             self.assertNotIn("<b>&", dom)

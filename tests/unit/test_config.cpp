@@ -37,6 +37,38 @@ TEST(Config, FileThenOverridesInOrder) {
   EXPECT_EQ(c.optimizer, "adamw");
 }
 
+TEST(Config, BatchAndLr0MayBeAutoAndAResolvedConfigWritesTheNumber) {
+  TempDir dir;
+  const auto file = write(dir, "run.yaml", "batch: auto\nlr0: auto\nnominal_batch: 8\nlr_find:\n  steps: 50\n");
+  RunConfig c = resolve_run_config(file.string(), {});
+  EXPECT_TRUE(c.auto_batch);
+  EXPECT_TRUE(c.lr0_auto);
+  EXPECT_EQ(c.lr_find.steps, 50);  // batch 16 (the default, unused) may exceed nominal_batch while batch is auto
+  const std::string yaml = config_to_yaml(config_root(c));
+  EXPECT_NE(yaml.find("batch: auto  #"), std::string::npos) << yaml;
+  EXPECT_NE(yaml.find("lr0: auto  #"), std::string::npos);
+  // A number given later wins over auto, and the written config then holds it.
+  c = resolve_run_config(file.string(), {"batch=4", "lr0=0.003"});
+  EXPECT_FALSE(c.auto_batch);
+  EXPECT_FALSE(c.lr0_auto);
+  EXPECT_EQ(c.batch, 4);
+  EXPECT_DOUBLE_EQ(c.lr0, 0.003);
+  write_resolved_config(dir.path(), c);
+  const RunConfig back = resolve_run_config((dir / "config.yaml").string(), {});
+  EXPECT_EQ(back.batch, 4);
+  EXPECT_DOUBLE_EQ(back.lr0, 0.003);
+  EXPECT_FALSE(back.lr0_auto);
+  EXPECT_THROW_WITH(resolve_run_config("", {"lr0=fast"}), ConfigError, "config key 'lr0' expects a number or auto, got 'fast'",
+                    "lr0=<a number or auto>");
+  EXPECT_THROW_WITH(resolve_run_config("", {"batch=0"}), ConfigError, "config key 'batch' is out of range: 0", "[1, 4096]");
+  EXPECT_THROW_WITH(resolve_run_config("", {"lr_find.start=1", "lr_find.end=0.1"}), ConfigError,
+                    "'lr_find.start' (1) must be below 'lr_find.end' (0.1)", "lr_find.start=1e-6");
+  bool listed = false;
+  for (const auto& k : config_keys(config_root(c)))
+    if (k.key == "lr0") listed = k.type == "float|auto" && k.allowed == "[0, 10] or auto";
+  EXPECT_TRUE(listed);
+}
+
 TEST(Config, UnknownKeyNamesTheNearestAndTheLine) {
   TempDir dir;
   const auto file = write(dir, "run.yaml", "epochs: 30\nweight_decy: 0.1\n");

@@ -15,6 +15,7 @@
 #include "infer/detect.h"
 #include "models/yolo.h"
 #include "train/evaluate.h"
+#include "train/lr_find.h"
 #include "train/plan.h"
 #include "train/trainer.h"
 
@@ -143,6 +144,10 @@ class LibTorchPlugin final : public TorchPlugin {
 
   MemoryPlan plan_memory(const PlanRequest& request) override {
     return guard_torch("planning memory", [&] { return train::plan_memory(request); });
+  }
+
+  LrFindResult find_lr(const LrFindRequest& request) override {
+    return guard_torch("the learning-rate range test", [&] { return train::find_learning_rate(request); });
   }
 
   void set_threads(int threads) override {

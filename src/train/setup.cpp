@@ -1,0 +1,114 @@
+#include "train/setup.h"
+
+#include <torch/optim/adamw.h>
+#include <torch/optim/sgd.h>
+
+#include <cmath>
+
+#include "core/text.h"
+#include "core/torch/compat.h"
+
+namespace detkit::train {
+
+models::YoloDetector make_detector(const RunConfig& config, int64_t classes, const c10::Device& device) {
+  models::YoloOptions options;
+  options.scale = models::yolo_scale(config.model);
+  options.classes = classes;
+  options.stride4 = config.stride4;
+  models::YoloDetector model(options);
+  model->to(device);
+  return model;
+}
+
+int64_t accumulation(const RunConfig& config) {
+  return std::max<int64_t>(1, std::llround(static_cast<double>(config.nominal_batch) / static_cast<double>(config.batch)));
+}
+
+OptimizerSetup make_optimizer(models::YoloDetector& model, const RunConfig& config, int64_t accumulate) {
+  OptimizerSetup setup;
+  std::vector<at::Tensor> weights, norms, biases;
+  for (const auto& item : model->named_parameters()) {
+    const at::Tensor& p = item.value();
+    if (!p.requires_grad()) continue;
+    setup.params.push_back(p);
+    if (ends_with(item.key(), "bias")) biases.push_back(p);
+    else if (p.dim() <= 1) norms.push_back(p);
+    else weights.push_back(p);
+  }
+  const double decay = config.weight_decay * static_cast<double>(config.batch * accumulate) /
+                       static_cast<double>(config.nominal_batch);
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  if (config.optimizer == "sgd") {
+    auto options = [&](double wd) {
+      return std::make_unique<torch::optim::SGDOptions>(
+          torch::optim::SGDOptions(config.lr0).momentum(config.momentum).nesterov(true).weight_decay(wd));
+    };
+    groups.emplace_back(weights, options(decay));
+    groups.emplace_back(norms, options(0));
+    groups.emplace_back(biases, options(0));
+    setup.optimizer = std::make_unique<torch::optim::SGD>(
+        groups, torch::optim::SGDOptions(config.lr0).momentum(config.momentum).nesterov(true));
+  } else {
+    auto options = [&](double wd) {
+      return std::make_unique<torch::optim::AdamWOptions>(
+          torch::optim::AdamWOptions(config.lr0).betas({config.momentum, 0.999}).weight_decay(wd));
+    };
+    groups.emplace_back(weights, options(decay));
+    groups.emplace_back(norms, options(0));
+    groups.emplace_back(biases, options(0));
+    setup.optimizer = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(config.lr0));
+  }
+  return setup;
+}
+
+void set_group_hyperparameters(torch::optim::Optimizer& optimizer, const RunConfig& config, std::size_t group,
+                               double lr, double momentum) {
+  auto& g = optimizer.param_groups().at(group);
+  if (config.optimizer == "sgd") {
+    auto& o = static_cast<torch::optim::SGDOptions&>(g.options());
+    o.lr(lr);
+    o.momentum(momentum);
+  } else {
+    auto& o = static_cast<torch::optim::AdamWOptions&>(g.options());
+    o.lr(lr);
+    o.betas({momentum, std::get<1>(o.betas())});
+  }
+}
+
+augment::LoaderOptions train_loader_options(const RunConfig& config, const c10::Device& device) {
+  augment::LoaderOptions lo;
+  lo.imgsz = config.imgsz;
+  lo.batch = config.batch;
+  lo.workers = config.workers;
+  lo.seed = static_cast<uint64_t>(config.seed);
+  lo.epochs = config.epochs;
+  lo.recipe = config.augment;
+  lo.cache_ram = config.cache == "ram";
+  lo.device = device.str();
+  return lo;
+}
+
+Precision choose_precision(const RunConfig& config, const c10::Device& device) {
+  Precision p;
+  if (!device.is_cuda() || !config.amp) return p;
+  p.autocast = true;
+  p.bf16 = compat::cuda_supports_bf16(device.index());
+  p.loss_scaling = !p.bf16;
+  compat::set_cuda_autocast_dtype(p.bf16);
+  return p;
+}
+
+models::LossTerms forward_loss(models::YoloDetector& model, const models::DetectionLoss& loss, const at::Tensor& images,
+                               const at::Tensor& targets, bool autocast) {
+  if (autocast) compat::set_autocast(true, true);
+  struct AutocastOff {
+    bool on;
+    ~AutocastOff() {
+      if (on) compat::set_autocast(true, false);
+    }
+  } off{autocast};
+  const auto outputs = model->forward(images);
+  return loss(outputs, targets, images.size(0));
+}
+
+}  // namespace detkit::train

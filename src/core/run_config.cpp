@@ -22,6 +22,10 @@ void AugmentConfig::visit(ConfigVisitor& v) {
   v.field("brightness", brightness, "random brightness offset, +/- fraction of full scale", {0, 1});
   v.field("contrast", contrast, "random contrast gain, +/- fraction", {0, 1});
   v.field("close_mosaic", close_mosaic, "switch mosaic off for the last N epochs", {0, {}});
+  v.field("multi_scale", multi_scale,
+          "multi-scale training: each batch resized to imgsz x a random factor in [1 - this, 1 + this], a multiple "
+          "of 32 (0: off; 0.5 is common)",
+          {0, 0.9});
   v.field("min_visible", min_visible, "drop a box when less than this fraction of it stays visible", {0, 1});
   v.field("min_box_px", min_box_px, "drop a box smaller than this many pixels on a side", {0, {}});
 }

@@ -30,6 +30,7 @@ struct AugmentConfig {
   double brightness = 0.0;    // random brightness offset, +/- fraction of full scale
   double contrast = 0.0;      // random contrast gain, +/- fraction
   int64_t close_mosaic = 10;  // switch mosaic off for the last N epochs
+  double multi_scale = 0.0;   // each training batch resized to imgsz x [1 - this, 1 + this] (multiple of 32; 0: off)
   double min_visible = 0.2;   // drop an augmented box when less than this fraction of it stays visible
   double min_box_px = 2.0;    // drop an augmented box smaller than this many pixels on a side
 

@@ -169,8 +169,9 @@ LrFindResult find_learning_rate(const LrFindRequest& request) {
       const double lr = lf.start * std::pow(lf.end / lf.start, t);
       for (std::size_t g = 0; g < setup.optimizer->param_groups().size(); ++g)
         set_group_hyperparameters(*setup.optimizer, config, g, lr, config.momentum);
-      const at::Tensor images = infer::to_model_input(batch->images, device);
-      const at::Tensor targets = batch->targets.to(device);
+      const TrainingInput input = training_input(*batch, config, device, step);
+      const at::Tensor& images = input.images;
+      const at::Tensor& targets = input.targets;
       const auto n = static_cast<double>(images.size(0));
       const models::LossTerms terms = forward_loss(model, loss, images, targets, precision.autocast);
       const double per_image = terms.total.item<double>() / n;

@@ -16,6 +16,7 @@
 #include <unordered_map>
 
 #include "augment/loader.h"
+#include "augment/multiscale.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/text.h"
@@ -631,7 +632,7 @@ int64_t auto_batch(const RunConfig& config, const Split& train_split, int64_t cl
   r.model = config.model;
   r.classes = classes;
   r.stride4 = config.stride4;
-  r.imgsz = config.imgsz;
+  r.imgsz = augment::multi_scale_max(config.imgsz, config.augment.multi_scale);  // the largest batch side
   r.max_boxes = std::max<int64_t>(boxes, 1);
   r.nominal_batch = config.nominal_batch;
   r.amp = config.amp;
@@ -642,7 +643,7 @@ int64_t auto_batch(const RunConfig& config, const Split& train_split, int64_t cl
   r.memory_fraction = config.memory_fraction;
   if (device.is_cuda() && config.gpu_memory_fraction > 0)
     r.memory_fraction = std::min(r.memory_fraction, config.gpu_memory_fraction);
-  log_info("batch auto: profiling ", config.model, " at ", config.imgsz, " px with ", r.max_boxes,
+  log_info("batch auto: profiling ", config.model, " at ", r.imgsz, " px", r.imgsz != config.imgsz ? " (the largest multi-scale size)" : "", " with ", r.max_boxes,
            " boxes per image on ", device.str(), "...");
   const BatchChoice c = guard_torch("choosing the batch size", [&] { return choose_batch(r); });
   if (device.is_cuda()) compat::cuda_empty_cache();

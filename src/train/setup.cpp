@@ -5,8 +5,10 @@
 
 #include <cmath>
 
+#include "augment/multiscale.h"
 #include "core/text.h"
 #include "core/torch/compat.h"
+#include "infer/predict.h"
 
 namespace detkit::train {
 
@@ -86,6 +88,17 @@ augment::LoaderOptions train_loader_options(const RunConfig& config, const c10::
   lo.cache_ram = config.cache == "ram";
   lo.device = device.str();
   return lo;
+}
+
+TrainingInput training_input(const augment::Batch& batch, const RunConfig& config, const c10::Device& device,
+                             int64_t iteration) {
+  TrainingInput input{infer::to_model_input(batch.images, device), batch.targets.to(device)};
+  if (config.augment.multi_scale > 0) {
+    const int64_t size = augment::multi_scale_size(static_cast<uint64_t>(config.seed), iteration, config.imgsz,
+                                                   config.augment.multi_scale);
+    augment::rescale_batch(input.images, input.targets, size);
+  }
+  return input;
 }
 
 Precision choose_precision(const RunConfig& config, const c10::Device& device) {

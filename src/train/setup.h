@@ -41,6 +41,14 @@ void set_group_hyperparameters(torch::optim::Optimizer& optimizer, const RunConf
 // The training loader's options: the recipe, imgsz, batch, workers, seed, epochs, RAM cache and device.
 augment::LoaderOptions train_loader_options(const RunConfig& config, const c10::Device& device);
 
+// The model input of training batch `iteration`: float images (0..1) and targets on `device`, both resized
+// to the iteration's size when config.augment.multi_scale > 0 (augment/multiscale.h).
+struct TrainingInput {
+  at::Tensor images, targets;
+};
+TrainingInput training_input(const augment::Batch& batch, const RunConfig& config, const c10::Device& device,
+                             int64_t iteration);
+
 // Mixed precision on CUDA when config.amp: bf16 where the device has it, else fp16 with loss scaling.
 // Nothing on the CPU. choose_precision also sets LibTorch's CUDA autocast dtype.
 struct Precision {

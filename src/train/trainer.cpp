@@ -286,8 +286,9 @@ bool out_of_memory_in(const std::string& doing, Fn&& fn) {
 }
 
 BatchOutcome Trainer::train_batch(const augment::Batch& batch, int64_t iteration, EpochTotals& totals) {
-  const at::Tensor images = infer::to_model_input(batch.images, device_);
-  const at::Tensor targets = batch.targets.to(device_);
+  const TrainingInput input = training_input(batch, config_, device_, iteration);
+  const at::Tensor& images = input.images;
+  const at::Tensor& targets = input.targets;
   save_grads();
   for (;;) {
     BatchOutcome outcome = BatchOutcome::ok;

@@ -12,6 +12,7 @@
 
 #include "augment/augment.h"
 #include "augment/draw.h"
+#include "augment/multiscale.h"
 #include "data/raster.h"
 #include "test_util.h"
 
@@ -434,4 +435,69 @@ TEST(ResizeLinear, MatchesLibTorchBilinearWithinOneLevel) {
     const int64_t worst = (got.to(at::kInt) - reference.to(at::kInt)).abs().max().item<int64_t>();
     EXPECT_LE(worst, 1) << w << "x" << h << " -> " << tw << "x" << th;
   }
+}
+
+TEST(MultiScale, SizesAreMultiplesOfTheStrideSpanTheRangeAndRepeat) {
+  EXPECT_EQ(multi_scale_size(1, 5, 640, 0.0), 640);
+  EXPECT_EQ(multi_scale_max(640, 0.0), 640);
+  EXPECT_EQ(multi_scale_max(640, 0.5), 960);
+  EXPECT_EQ(multi_scale_max(100, 0.5), 128);  // never below imgsz
+  int64_t lo = 1 << 30, hi = 0;
+  std::set<int64_t> seen;
+  for (int64_t it = 0; it < 4000; ++it) {
+    const int64_t s = multi_scale_size(7, it, 640, 0.5);
+    ASSERT_EQ(s % 32, 0) << s;
+    ASSERT_GE(s, 320 - 32);
+    ASSERT_LE(s, multi_scale_max(640, 0.5));
+    EXPECT_EQ(s, multi_scale_size(7, it, 640, 0.5));  // the same iteration, the same size (resume, OOM retry)
+    lo = std::min(lo, s), hi = std::max(hi, s);
+    seen.insert(s);
+  }
+  EXPECT_EQ(lo, 320);  // floor(640 x 0.5 / 32) x 32: the low end is reached
+  EXPECT_EQ(hi, 928);  // floor((960 - e) / 32) x 32: the high end, exclusive, rounds down
+  EXPECT_EQ(seen.size(), 20u);  // every multiple of 32 from 320 to 928
+  int differ = 0;
+  for (int64_t it = 0; it < 50; ++it) differ += multi_scale_size(7, it, 640, 0.5) != multi_scale_size(8, it, 640, 0.5);
+  EXPECT_GT(differ, 30);  // another seed, other sizes
+  EXPECT_EQ(multi_scale_size(3, 1, 32, 0.9), 32);  // never below one stride
+}
+
+// The invariant, not our arithmetic: each image holds one white rectangle; after the bilinear resize, the
+// pixels brighter than half white are bounded by the scaled target box within a pixel.
+TEST(MultiScale, BatchResizeKeepsEachBoxOnItsPixels) {
+  Rng rng(21);
+  for (const int64_t size : {96, 40, 160}) {
+    const int64_t batch = 6, side = 64;
+    auto images = at::zeros({batch, 3, side, side}, at::kFloat);
+    std::vector<float> rows;
+    for (int64_t b = 0; b < batch; ++b) {
+      const int64_t w = 4 + rng.below(30), h = 4 + rng.below(30);
+      const int64_t x0 = rng.below(side - w), y0 = rng.below(side - h);
+      images[b].slice(1, y0, y0 + h).slice(2, x0, x0 + w).fill_(1.0);
+      rows.insert(rows.end(), {float(b), float(b % 3), float(x0), float(y0), float(x0 + w), float(y0 + h)});
+    }
+    auto targets = at::tensor(rows).view({batch, 6});
+    const auto original = targets.clone();
+    rescale_batch(images, targets, size);
+    ASSERT_EQ(images.sizes(), (at::IntArrayRef{batch, 3, size, size}));
+    EXPECT_TRUE(at::equal(targets.narrow(1, 0, 2), original.narrow(1, 0, 2)));  // image and class untouched
+    for (int64_t b = 0; b < batch; ++b) {
+      const auto where = (images[b][0] > 0.5).nonzero();
+      ASSERT_GT(where.size(0), 0) << "size " << size << " image " << b;
+      const double x1 = where.select(1, 1).min().item<double>(), x2 = where.select(1, 1).max().item<double>() + 1;
+      const double y1 = where.select(1, 0).min().item<double>(), y2 = where.select(1, 0).max().item<double>() + 1;
+      EXPECT_NEAR(targets[b][2].item<double>(), x1, 1.0) << "size " << size << " image " << b;
+      EXPECT_NEAR(targets[b][3].item<double>(), y1, 1.0) << "size " << size << " image " << b;
+      EXPECT_NEAR(targets[b][4].item<double>(), x2, 1.0) << "size " << size << " image " << b;
+      EXPECT_NEAR(targets[b][5].item<double>(), y2, 1.0) << "size " << size << " image " << b;
+    }
+  }
+  // No targets, and the same size: nothing changes.
+  auto images = at::rand({2, 3, 64, 64});
+  auto none = at::zeros({0, 6});
+  const auto before = images.clone();
+  rescale_batch(images, none, 64);
+  EXPECT_TRUE(at::equal(images, before));
+  rescale_batch(images, none, 32);
+  EXPECT_EQ(images.size(2), 32);
 }

@@ -266,6 +266,25 @@ TEST(Trainer, AnInjectedOutOfMemoryHalvesTheMicroBatchAndKeepsTheRunsShape) {
   EXPECT_NE(csv.find(",1,0,2\n"), std::string::npos) << csv;  // oom_events, rollbacks, micro_batch of epoch 3
 }
 
+TEST(Trainer, MultiScaleTrainingIsDeterministicAndChangesTheRun) {
+  TempDir dir;
+  const DatasetSource source = synth_dataset(dir);
+  RunConfig config = tiny_config(dir, "plain");
+  config.epochs = 2;
+  const TrainResult plain = train::train(request_for(config, source));
+  config.augment.multi_scale = 0.5;  // batches of 32, 64 or 96 px around imgsz 64
+  config.name = "ms1";
+  const TrainResult first = train::train(request_for(config, source));
+  config.name = "ms2";
+  const TrainResult second = train::train(request_for(config, source));
+  EXPECT_EQ(first.epochs_completed, 2);
+  EXPECT_EQ(first.samples_seen, plain.samples_seen);
+  const at::Tensor a = weights_of(first.run_dir), b = weights_of(second.run_dir), p = weights_of(plain.run_dir);
+  EXPECT_TRUE(at::equal(a, b)) << "max difference " << (a - b).abs().max().item<double>();
+  EXPECT_FALSE(at::equal(a, p));
+  EXPECT_TRUE(at::isfinite(a).all().item<bool>());
+}
+
 TEST(Trainer, RepeatedOutOfMemoryStopsWithTheRemedy) {
   TempDir dir;
   const DatasetSource source = synth_dataset(dir);

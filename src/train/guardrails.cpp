@@ -1,5 +1,6 @@
 #include "train/guardrails.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <numeric>
@@ -78,6 +79,30 @@ std::set<int64_t> parse_step_list(const std::string& key, const std::string& tex
     steps.insert(*value);
   }
   return steps;
+}
+
+LossScaler::LossScaler(bool enabled, double initial, int64_t growth_interval)
+    : enabled_(enabled), scale_(initial), growth_interval_(growth_interval) {}
+
+bool LossScaler::update(bool finite) {
+  if (!enabled_) return finite;
+  if (!finite) {
+    const bool explained = scale_ > 1.0;
+    scale_ = std::max(scale_ / 2, 1.0);
+    good_steps_ = 0;
+    return explained;
+  }
+  if (++good_steps_ >= growth_interval_) {
+    scale_ = std::min(scale_ * 2, 16777216.0);
+    good_steps_ = 0;
+  }
+  return true;
+}
+
+void LossScaler::restore(double scale, int64_t good_steps) {
+  if (!enabled_) return;
+  scale_ = scale;
+  good_steps_ = good_steps;
 }
 
 }  // namespace detkit::train

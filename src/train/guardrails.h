@@ -37,6 +37,31 @@ class LossWatch {
   bool rising_ = false;
 };
 
+// fp16 dynamic loss scaling, the bookkeeping half (no tensors): the loss is multiplied by scale() before the
+// backward pass and the gradients divided by it before the step, so small fp16 gradients do not flush to
+// zero. A non-finite gradient halves the scale (never below 1) and its step is skipped; `growth_interval`
+// finite steps in a row double it (never above 2^24). Disabled (bf16, fp32), the scale is 1.
+class LossScaler {
+ public:
+  explicit LossScaler(bool enabled = false, double initial = 65536.0, int64_t growth_interval = 2000);
+
+  bool enabled() const { return enabled_; }
+  double scale() const { return enabled_ ? scale_ : 1.0; }
+  int64_t good_steps() const { return good_steps_; }
+  // Records a step's gradient check. Returns true when the step is healthy: finite, or an overflow the
+  // halved scale accounts for (expected with fp16; not a guardrail event). Returns false for a non-finite
+  // gradient that scaling does not explain (scaling off, or the scale already at 1).
+  bool update(bool finite);
+  // The state of a checkpoint (scale, good steps); ignored when disabled.
+  void restore(double scale, int64_t good_steps);
+
+ private:
+  bool enabled_;
+  double scale_;
+  int64_t growth_interval_;
+  int64_t good_steps_ = 0;
+};
+
 // "7,30, 41" -> {7, 30, 41}. Throws ConfigError naming `key` for anything but non-negative integers.
 std::set<int64_t> parse_step_list(const std::string& key, const std::string& text);
 

@@ -21,6 +21,7 @@
 #include "data/dataset.h"
 #include "data/image_write.h"
 #include "infer/predict.h"
+#include "train/guardrails.h"
 #include "train/lr_curve.h"
 #include "train/plan.h"
 #include "train/setup.h"
@@ -142,7 +143,7 @@ LrFindResult find_learning_rate(const LrFindRequest& request) {
   loss_options.dfl_gain = config.dfl_gain;
   const models::DetectionLoss loss(loss_options);
   const Precision precision = choose_precision(config, device);
-  double loss_scale = precision.loss_scaling ? 65536.0 : 1.0;
+  LossScaler scaler(precision.loss_scaling);
   augment::LoaderOptions lo = train_loader_options(config, device);
   lo.epochs = 0;  // the recipe of the main phase of training (mosaic on)
   augment::Loader loader(dataset, *split, lo);
@@ -177,15 +178,15 @@ LrFindResult find_learning_rate(const LrFindRequest& request) {
       const double per_image = terms.total.item<double>() / n;
       result.images += images.size(0);
       if (std::isfinite(per_image)) {
-        (terms.total * (static_cast<double>(accumulate) * loss_scale)).backward();
+        (terms.total * (static_cast<double>(accumulate) * scaler.scale())).backward();
         if (precision.autocast) compat::clear_autocast_cache();
         torch::NoGradGuard no_grad;
-        if (loss_scale != 1.0)
+        if (scaler.enabled())
           for (auto& p : setup.params)
-            if (p.grad().defined()) p.mutable_grad().mul_(1.0 / loss_scale);
+            if (p.grad().defined()) p.mutable_grad().mul_(1.0 / scaler.scale());
         const double norm = torch::nn::utils::clip_grad_norm_(setup.params, max_norm);
         if (std::isfinite(norm)) setup.optimizer->step();
-        else if (precision.loss_scaling) loss_scale = std::max(loss_scale / 2, 1.0);  // fp16 overflow, not divergence
+        scaler.update(std::isfinite(norm));  // an fp16 overflow halves the scale; divergence shows in the loss
         setup.optimizer->zero_grad();
       }
       ++step;

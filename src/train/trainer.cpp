@@ -154,9 +154,8 @@ class Trainer {
   std::unique_ptr<augment::Loader> train_loader_, val_loader_;
   std::unique_ptr<LrSchedule> schedule_;
 
-  bool autocast_ = false, bf16_ = false, loss_scaling_ = false;
-  double loss_scale_ = 1;
-  int64_t good_scaled_steps_ = 0;
+  bool autocast_ = false, bf16_ = false;
+  LossScaler scaler_;  // fp16 dynamic loss scaling (enabled only for fp16 autocast)
 
   int64_t accumulate_ = 1;
   int64_t accumulated_ = 0;  // batches whose gradients wait for the next optimizer step
@@ -275,7 +274,7 @@ BatchOutcome Trainer::run_chunks(const at::Tensor& images, const at::Tensor& tar
         at::cat({as_double(total), as_double(terms.box), as_double(terms.cls), as_double(terms.dfl)}).to(at::kCPU);
     const double* v = values.data_ptr<double>();
     if (!std::isfinite(v[0])) return BatchOutcome::non_finite;
-    (loss_scaling_ ? total * loss_scale_ : total).backward();
+    (scaler_.enabled() ? total * scaler_.scale() : total).backward();
     if (autocast_) compat::clear_autocast_cache();
     box += v[1] * static_cast<double>(size);
     cls += v[2] * static_cast<double>(size);
@@ -348,9 +347,9 @@ BatchOutcome Trainer::train_batch(const augment::Batch& batch, int64_t iteration
 // skipped for non-finite gradients.
 bool Trainer::optimizer_step() {
   torch::NoGradGuard no_grad;
-  if (loss_scaling_)
+  if (scaler_.enabled())
     for (auto& p : params_)
-      if (p.grad().defined()) p.mutable_grad().mul_(1.0 / loss_scale_);
+      if (p.grad().defined()) p.mutable_grad().mul_(1.0 / scaler_.scale());
   const double max_norm = config_.grad_clip > 0 ? config_.grad_clip : std::numeric_limits<double>::infinity();
   const double norm = torch::nn::utils::clip_grad_norm_(params_, max_norm);
   const bool finite = std::isfinite(norm);
@@ -361,20 +360,9 @@ bool Trainer::optimizer_step() {
   }
   optimizer_->zero_grad();
   accumulated_ = 0;
-  if (loss_scaling_) {
-    // fp16 dynamic loss scaling: overflow halves the scale (the step is skipped, as expected, not a
-    // guardrail event); a long run of good steps doubles it back.
-    if (!finite) {
-      loss_scale_ = std::max(loss_scale_ / 2, 1.0);
-      good_scaled_steps_ = 0;
-      return loss_scale_ > 1.0;
-    }
-    if (++good_scaled_steps_ >= 2000) {
-      loss_scale_ = std::min(loss_scale_ * 2, 16777216.0);
-      good_scaled_steps_ = 0;
-    }
-  }
-  return finite;
+  // With fp16 an overflow is expected now and then: the scaler halves the scale and the skipped step is
+  // not a guardrail event.
+  return scaler_.update(finite);
 }
 
 nlohmann::json Trainer::meta(int64_t epoch, int64_t batch_in_epoch, const EpochTotals& totals) const {
@@ -395,8 +383,8 @@ nlohmann::json Trainer::meta(int64_t epoch, int64_t batch_in_epoch, const EpochT
   j["ema_updates"] = ema_ ? ema_->updates : 0;
   j["lr_scale"] = lr_scale_;
   j["split"] = split_;
-  j["loss_scale"] = loss_scale_;
-  j["good_scaled_steps"] = good_scaled_steps_;
+  j["loss_scale"] = scaler_.scale();
+  j["good_scaled_steps"] = scaler_.good_steps();
   j["best_fitness"] = best_fitness_;
   j["best_epoch"] = best_epoch_;
   j["best_metrics"] = best_metrics_;
@@ -434,8 +422,7 @@ void Trainer::restore(const std::string& bytes, const std::string& source, bool 
   if (counters_too) {
     lr_scale_ = m.value("lr_scale", 1.0);
     split_ = m.value("split", int64_t{1});
-    loss_scale_ = m.value("loss_scale", loss_scale_);
-    good_scaled_steps_ = m.value("good_scaled_steps", int64_t{0});
+    scaler_.restore(m.value("loss_scale", scaler_.scale()), m.value("good_scaled_steps", int64_t{0}));
   }
   accumulated_ = 0;
 }
@@ -575,8 +562,7 @@ TrainResult Trainer::run() {
     const Precision precision = choose_precision(config_, device_);
     autocast_ = precision.autocast;
     bf16_ = precision.bf16;
-    loss_scaling_ = precision.loss_scaling;
-    if (loss_scaling_) loss_scale_ = 65536.0;
+    scaler_ = LossScaler(precision.loss_scaling);
   }
 
   const augment::LoaderOptions lo = train_loader_options(config_, device_);
@@ -671,7 +657,7 @@ TrainResult Trainer::run() {
               epoch, batch->number);
         if (consecutive_skips_ >= config_.skip_limit) {
           rollback(cat(consecutive_skips_, " batches in a row had a non-finite loss"),
-                   loss_scaling_ ? "fp16 overflowed, or the learning rate is too high for the batch, or labels are broken"
+                   scaler_.enabled() ? "fp16 overflowed, or the learning rate is too high for the batch, or labels are broken"
                                  : "the learning rate is likely too high for the batch, or labels are broken",
                    epoch);
           rolled_back = true;

@@ -146,6 +146,42 @@ TEST(LossWatch, ASteadyClimbIsDivergence) {
   EXPECT_FALSE(watch.rising());
 }
 
+TEST(LossScaler, OverflowHalvesGoodStepsDoubleWithinBounds) {
+  LossScaler off;
+  EXPECT_DOUBLE_EQ(off.scale(), 1.0);
+  EXPECT_FALSE(off.update(false));  // without scaling a non-finite gradient is a real one
+  EXPECT_TRUE(off.update(true));
+
+  LossScaler s(true, 8.0, 3);
+  EXPECT_DOUBLE_EQ(s.scale(), 8.0);
+  EXPECT_TRUE(s.update(false));  // overflow: explained, the scale halves
+  EXPECT_DOUBLE_EQ(s.scale(), 4.0);
+  EXPECT_TRUE(s.update(true));
+  EXPECT_TRUE(s.update(true));
+  EXPECT_DOUBLE_EQ(s.scale(), 4.0);
+  EXPECT_TRUE(s.update(true));  // the third good step in a row doubles it
+  EXPECT_DOUBLE_EQ(s.scale(), 8.0);
+  EXPECT_EQ(s.good_steps(), 0);
+  EXPECT_TRUE(s.update(true));
+  EXPECT_TRUE(s.update(false));  // an overflow also restarts the count
+  EXPECT_EQ(s.good_steps(), 0);
+  EXPECT_DOUBLE_EQ(s.scale(), 4.0);
+  EXPECT_TRUE(s.update(false));
+  EXPECT_TRUE(s.update(false));
+  EXPECT_DOUBLE_EQ(s.scale(), 1.0);
+  EXPECT_FALSE(s.update(false));  // at the floor, a non-finite gradient is not the scale's doing
+  EXPECT_DOUBLE_EQ(s.scale(), 1.0);
+
+  LossScaler big(true, 16777216.0, 1);
+  EXPECT_TRUE(big.update(true));
+  EXPECT_DOUBLE_EQ(big.scale(), 16777216.0);  // capped at 2^24
+  big.restore(1024.0, 5);
+  EXPECT_DOUBLE_EQ(big.scale(), 1024.0);
+  EXPECT_EQ(big.good_steps(), 5);
+  off.restore(1024.0, 5);
+  EXPECT_DOUBLE_EQ(off.scale(), 1.0);
+}
+
 TEST(LossWatch, StepListsParseAndBadOnesAreConfigErrors) {
   EXPECT_EQ(parse_step_list("inject_oom", "7, 30,7"), (std::set<int64_t>{7, 30}));
   EXPECT_TRUE(parse_step_list("inject_oom", "").empty());

@@ -402,6 +402,8 @@ struct Advisor {
       px.push_back(std::sqrt(b.width() * b.height()));
     }
     a.median_box_px = median(px);
+    a.box_px_p10 = quantile(px, 0.1);
+    a.box_px_p90 = quantile(px, 0.9);
     a.coverage = coverage_at(records, bal.classes, options.imgsz);
   }
 
@@ -674,6 +676,20 @@ struct Advisor {
                    " at full size)")
              : cat("at scale 0.5 only ", pct(a.scale_share[0]), " of boxes keep an anchor candidate (", pct(at_full),
                    " at full size); at ", num(1 - chosen), " ", pct(a.scale_share[ci]), ": shrink less"));
+    // Multi-scale batches where object sizes vary a lot, as far as shrinking keeps the small ones learnable
+    // (the same limit as the scale jitter above).
+    const double spread = a.box_px_p10 > 0 ? a.box_px_p90 / a.box_px_p10 : 0;
+    const std::string span = cat("box sizes span ", fixed(spread, 1), "x (10th to 90th percentile: ", fixed(a.box_px_p10, 0),
+                                 " to ", fixed(a.box_px_p90, 0), " px at imgsz ", isz.suggested, ")");
+    if (spread >= 8 && chosen >= 0.3)
+      item("augment.multi_scale", num(chosen), "0",
+           cat(span, ": training each batch at imgsz x [", num(1 - chosen), ", ", num(1 + chosen),
+               "] shows every object at more scales (validation stays at imgsz)"));
+    else if (spread >= 8)
+      item("augment.multi_scale", "0", "0",
+           cat(span, ", but shrinking batches would cost small boxes their anchor candidates (see augment.scale)"));
+    else
+      item("augment.multi_scale", "0", "0", cat(span, ": one training scale covers them"));
     item("augment.mosaic", "1", "1",
          cat("mosaic keeps object scale and shows 4 images' objects (", fixed(a.density.mean_boxes, 1),
              " boxes per image here) in new contexts per sample", a.median_box_px < 32 ? ": it helps small objects most" : "",
@@ -900,6 +916,8 @@ std::string advice_json(const Advice& a) {
   j["skipped_boxes"] = a.skipped_boxes;
   j["images_without_size"] = a.images_without_size;
   j["median_box_px"] = a.median_box_px;
+  j["box_px_p10"] = a.box_px_p10;
+  j["box_px_p90"] = a.box_px_p90;
   const Coverage& c = a.coverage;
   J cov;
   cov["imgsz"] = c.imgsz;

@@ -8,7 +8,7 @@
 //   - batch, nominal batch, optimizer, learning rate, epochs and warmup for the data size and the device;
 //   - class imbalance and what to do about rare classes (data actions);
 //   - augmentations that suit the data (flips and rotation from symmetry tests on box statistics,
-//     mosaic, scale jitter, mixup), each as a run-config key and value with its reason;
+//     mosaic, scale jitter, multi-scale batches, mixup), each as a run-config key and value with its reason;
 //   - a `detkit train` command line that uses only valid run-config keys.
 //
 // Torch-free. The detector's constants are replicated here (advise must not depend on the torch side):
@@ -236,6 +236,7 @@ struct Advice {
   int64_t skipped_boxes = 0;        // crowd, non-finite or empty after clipping
   int64_t images_without_size = 0;  // no declared size: their boxes are left out
   double median_box_px = 0;         // sqrt(area) at imgsz
+  double box_px_p10 = 0, box_px_p90 = 0;  // 10th and 90th percentiles of sqrt(area) at imgsz
   Coverage coverage;                // at the planned imgsz
   ImgszAdvice imgsz;
   Stride4Advice stride4;

@@ -215,6 +215,26 @@ TEST(AdviseAugment, SymmetricDataGetsAVerticalFlip) {
   EXPECT_NE(a.command.find("augment.flipud=0.5"), std::string::npos);
 }
 
+TEST(AdviseAugment, MultiScaleOnlyWhereObjectSizesSpreadWidely) {
+  // 40 images of 640 x 640: boxes of 40 px, or from 24 to 384 px (a 16x spread).
+  std::vector<ImageSpec> narrow, wide;
+  for (int i = 0; i < 40; ++i) {
+    const double x = 20 + 10 * (i % 10), y = 30 + 12 * (i / 10);
+    narrow.push_back({640, 640, {{{1, x, y, x + 40, y + 40}}}});
+    const double side = 24 * std::pow(16.0, (i % 20) / 19.0);
+    wide.push_back({640, 640, {{{1, x, y, x + side, y + side}}}});
+  }
+  const Advice n = advise_training(make_dataset({"a"}, narrow), options_for());
+  EXPECT_EQ(item(n, "augment.multi_scale").value, "0");
+  EXPECT_NE(item(n, "augment.multi_scale").reason.find("box sizes span 1.0x"), std::string::npos)
+      << item(n, "augment.multi_scale").reason;
+  const Advice w = advise_training(make_dataset({"a"}, wide), options_for());
+  EXPECT_GT(w.box_px_p90 / w.box_px_p10, 8);
+  EXPECT_EQ(item(w, "augment.multi_scale").value, "0.5");
+  EXPECT_TRUE(item(w, "augment.multi_scale").changed);
+  EXPECT_NE(w.command.find("augment.multi_scale=0.5"), std::string::npos) << w.command;
+}
+
 TEST(AdviseAugment, SymmetricPositionsButUprightShapesGetNoFlip) {
   const Advice a = advise_training(shapes(20, 60, [](int i, int k) { return 0.15 + 0.7 * (i * 4 + k) / 79.0; }), options_for());
   EXPECT_TRUE(a.orientation.y.symmetric);

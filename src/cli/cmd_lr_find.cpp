@@ -16,22 +16,16 @@
 namespace detkit::cli {
 
 int run_lr_find(const std::vector<std::string>& args) {
-  std::string config_file, train_split = "train", out;
-  bool skip_check = false, json = false;
-  std::vector<std::string> overrides;
-  DatasetOptions data;
+  std::string out;
+  bool json = false;
+  TrainingOptions training;
   CommonOptions common;
   OptionSet set("detkit lr-find", "learning-rate range test: the loss against a rising learning rate, and the lr0 to train with");
-  set.add("--config", &config_file, "YAML run configuration to start from").alias("-c").value_name("FILE").env("DETKIT_CONFIG");
-  set.overrides("override a config key, e.g. data=ds/data.yaml model=yolo-s lr_find.steps=200 (see 'detkit config --keys')",
-                &overrides);
-  set.add("--train-split", &train_split, "split to train on");
+  add_training_options(set, training, "data=ds/data.yaml model=yolo-s lr_find.steps=200");
   set.add("--out", &out, "directory for lr_find.json/.csv/.png and report.html (default: project/lr-find, numbered)")
       .alias("-o")
       .value_name("DIR");
-  set.add("--skip-check", &skip_check, "run even when the data check finds errors");
   set.add("--json", &json, "print the result as JSON on stdout");
-  add_dataset_options(set, data);
   add_common_options(set, common);
   set.epilog(
       "The test trains a fresh detector with the run's recipe (optimizer, batch, augmentation, precision) while the\n"
@@ -44,14 +38,14 @@ int run_lr_find(const std::vector<std::string>& args) {
   if (handled_help(set)) return 0;
   apply_common_options(common);
 
-  const RunConfig config = resolve_run_config(config_file, overrides);
+  const RunConfig config = resolve_run_config(training.config_file, training.overrides);
   if (common.threads == 0 && config.threads > 0) set_thread_count(static_cast<int>(config.threads));
-  const CheckedDataset data_set = read_checked_dataset(config, data, skip_check);
+  const CheckedDataset data_set = read_checked_dataset(config, training.data, training.skip_check);
 
   LrFindRequest request;
   request.config = config;
   request.dataset = &data_set.source.dataset;
-  request.split = train_split;
+  request.split = training.train_split;
   request.out_dir = (out.empty() ? fresh_numbered_directory(config.project, "lr-find") : fs::path(out)).string();
   const LrFindResult result = torch_plugin().find_lr(request);
   const fs::path report_path = report::write_report(request.out_dir);
@@ -85,12 +79,10 @@ int run_lr_find(const std::vector<std::string>& args) {
     std::cout << "chart:  " << (fs::path(request.out_dir) / "lr_find.png").string() << "\n"
               << "report: " << report_path.string() << "\n";
     std::vector<std::string> command{"detkit train"};
-    if (!config_file.empty()) command.push_back("-c " + config_file);
-    for (const auto& o : overrides)
+    if (!training.config_file.empty()) command.push_back("-c " + training.config_file);
+    for (const auto& o : training.overrides)
       if (!starts_with(o, "lr0=") && !starts_with(o, "lr_find.")) command.push_back(o);
-    char lr[32];
-    std::snprintf(lr, sizeof lr, "lr0=%.3g", result.suggested_lr);
-    command.push_back(lr);
+    command.push_back("lr0=" + format_significant(result.suggested_lr));
     std::cout << "train with: " << join(command, " ") << "\n";
   }
   if (result.interrupted) return static_cast<int>(ExitCode::interrupted);

@@ -44,21 +44,15 @@ std::string environment_report() {
 }  // namespace
 
 int run_train(const std::vector<std::string>& args) {
-  std::string config_file, resume, train_split = "train", val_split = "val";
-  bool skip_check = false, json = false;
-  std::vector<std::string> overrides;
-  DatasetOptions data;
+  std::string resume, val_split = "val";
+  bool json = false;
+  TrainingOptions training;
   CommonOptions common;
   OptionSet set("detkit train", "train a detector on a COCO, YOLO or VOC dataset");
-  set.add("--config", &config_file, "YAML run configuration to start from").alias("-c").value_name("FILE").env("DETKIT_CONFIG");
-  set.overrides("override a config key, e.g. data=ds/data.yaml epochs=50 model=yolo-s (see 'detkit config --keys')",
-                &overrides);
+  add_training_options(set, training, "data=ds/data.yaml epochs=50 model=yolo-s");
   set.add("--resume", &resume, "continue the run in DIR from its last checkpoint (weights/last.pt)").value_name("DIR");
-  set.add("--train-split", &train_split, "split to train on");
   set.add("--val-split", &val_split, "split to evaluate on each eval_interval epochs ('' for none)");
-  set.add("--skip-check", &skip_check, "train even when the pre-training data check finds errors");
   set.add("--json", &json, "print the result as JSON on stdout");
-  add_dataset_options(set, data);
   add_common_options(set, common);
   set.epilog(
       "Before training, the dataset is checked ('detkit check' without decoding every pixel); errors stop the\n"
@@ -73,7 +67,7 @@ int run_train(const std::vector<std::string>& args) {
 
   RunConfig config;
   if (!resume.empty()) {
-    if (!config_file.empty() || !overrides.empty())
+    if (!training.config_file.empty() || !training.overrides.empty())
       throw UsageError({"--resume continues a run with its own configuration; --config and key=value cannot change it", "",
                         "drop them, or start a new run with the changed configuration"});
     const fs::path run_config = fs::path(resume) / "config.yaml";
@@ -82,15 +76,15 @@ int run_train(const std::vector<std::string>& args) {
                         "point --resume to a directory that 'detkit train' created (e.g. runs/train)"});
     config = resolve_run_config(run_config.string(), {});
   } else {
-    config = resolve_run_config(config_file, overrides);
+    config = resolve_run_config(training.config_file, training.overrides);
   }
   if (common.threads == 0 && config.threads > 0) set_thread_count(static_cast<int>(config.threads));
-  const CheckedDataset data_set = read_checked_dataset(config, data, skip_check);
+  const CheckedDataset data_set = read_checked_dataset(config, training.data, training.skip_check);
 
   TrainRequest request;
   request.config = config;
   request.dataset = &data_set.source.dataset;
-  request.train_split = train_split;
+  request.train_split = training.train_split;
   request.val_split = val_split;
   request.resume = resume;
   request.environment_report = environment_report();

@@ -27,6 +27,17 @@ ReadOptions read_options(const DatasetOptions& options) {
   return read;
 }
 
+void add_training_options(OptionSet& set, TrainingOptions& options, const std::string& override_examples) {
+  set.add("--config", &options.config_file, "YAML run configuration to start from")
+      .alias("-c")
+      .value_name("FILE")
+      .env("DETKIT_CONFIG");
+  set.overrides(cat("override a config key, e.g. ", override_examples, " (see 'detkit config --keys')"), &options.overrides);
+  set.add("--train-split", &options.train_split, "split to train on");
+  set.add("--skip-check", &options.skip_check, "run even when the data check before training finds errors");
+  add_dataset_options(set, options.data);
+}
+
 CheckedDataset read_checked_dataset(const RunConfig& config, DatasetOptions options, bool skip_check) {
   if (config.data.empty())
     throw UsageError({"no dataset to train on", "the config key 'data' is empty",

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "core/options.h"
 #include "core/run_config.h"
@@ -19,6 +20,18 @@ struct DatasetOptions {
 void add_dataset_options(OptionSet& set, DatasetOptions& options);
 // ReadOptions from the parsed options; YOLO image sizes come from image headers (EXIF applied).
 ReadOptions read_options(const DatasetOptions& options);
+
+// The options of the commands that train from a run configuration (train, lr-find), declared once:
+// --config, key=value overrides, --train-split, --skip-check and the dataset options.
+struct TrainingOptions {
+  std::string config_file;
+  std::vector<std::string> overrides;
+  std::string train_split = "train";
+  bool skip_check = false;
+  DatasetOptions data;
+};
+// `override_examples`: the keys shown in the overrides' help ("data=ds/data.yaml epochs=50").
+void add_training_options(OptionSet& set, TrainingOptions& options, const std::string& override_examples);
 
 // A dataset read for training (train, lr-find) and checked first ('detkit check' without decoding every
 // pixel), with the check's report as text and JSON for the run directory.

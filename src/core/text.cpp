@@ -150,6 +150,12 @@ std::string format_bytes(uint64_t bytes) {
   return buf;
 }
 
+std::string format_significant(double value, int digits) {
+  char text[48];
+  std::snprintf(text, sizeof text, "%.*g", digits, value);
+  return text;
+}
+
 std::string format_duration(double seconds) {
   char buf[32];
   if (!std::isfinite(seconds) || seconds < 0) return "?";

@@ -40,5 +40,6 @@ std::optional<bool> parse_bool(const std::string& s);  // true/false, yes/no, on
 std::optional<uint64_t> parse_bytes(const std::string& s);
 std::string format_bytes(uint64_t bytes);     // "1.5 GiB"
 std::string format_duration(double seconds);  // "1h02m", "3m07s", "12.3s"
+std::string format_significant(double value, int digits = 3);  // printf %.*g: "0.00536", "1e-05", "nan"
 
 }  // namespace detkit

@@ -7,14 +7,6 @@
 
 namespace detkit::train {
 
-namespace {
-std::string rate(double lr) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.3g", lr);
-  return text;
-}
-}  // namespace
-
 bool LrCurveBuilder::add(double lr, double loss) {
   if (curve_.diverged) return true;
   const auto step = static_cast<int64_t>(curve_.lr.size());
@@ -67,11 +59,11 @@ LrCurve LrCurveBuilder::finish(double planned_end) const {
 
   const int64_t finite_points = c.diverged ? n - 1 : n;
   if (!c.diverged && c.min_index >= finite_points - std::max<int64_t>(2, finite_points / 20))
-    c.notes.push_back(cat("the loss was still falling at the last rate tried (", rate(c.lr.back()),
+    c.notes.push_back(cat("the loss was still falling at the last rate tried (", format_significant(c.lr.back()),
                           planned_end > c.lr.back() * 1.0001 ? ", the test stopped early" : "",
                           "): the suggestion may be too low; raise lr_find.end or lr_find.steps"));
   if (c.min_index < std::max<int64_t>(1, n / 10))
-    c.notes.push_back(cat("the lowest loss came in the first tenth of the test (at ", rate(c.min_lr),
+    c.notes.push_back(cat("the lowest loss came in the first tenth of the test (at ", format_significant(c.min_lr),
                           "): lower lr_find.start, or the loss is too noisy to read (raise batch or lr_find.steps)"));
   const double first = c.smoothed.front();
   if (std::isfinite(first) && first > 0 && (first - c.min_loss) / first < 0.05)

@@ -30,12 +30,6 @@ namespace detkit::train {
 
 namespace {
 
-std::string short_number(double v) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.3g", v);
-  return text;
-}
-
 // "1E-4" for a decade: the preview font has no lower case.
 std::string decade_label(int exponent) { return exponent == 0 ? "1" : cat("1E", exponent); }
 
@@ -80,7 +74,7 @@ RgbImage render_curve(const LrCurve& c, const std::string& title) {
     const double v = lo + (hi - lo) * k / 4.0;
     const double y = py(v);
     draw_line(image, x0, y, x1, y, grid);
-    const std::string label = short_number(v);
+    const std::string label = format_significant(v);
     draw_text(image, x0 - 8 - augment::text_width(label), static_cast<int>(y) - 3, label, axis);
   }
   draw_line(image, x0, y0, x0, y1, axis);
@@ -103,7 +97,7 @@ RgbImage render_curve(const LrCurve& c, const std::string& title) {
   if (c.suggested_lr > 0) {
     const double x = px(c.suggested_lr);
     draw_line(image, x, y0, x, y1, red, 2);
-    const std::string label = cat("SUGGESTED ", short_number(c.suggested_lr));
+    const std::string label = cat("SUGGESTED ", format_significant(c.suggested_lr));
     const int tx = std::min(static_cast<int>(x) + 6, x1 - augment::text_width(label, 2));
     draw_text(image, tx, y0 + 6, label, red, 2);
   }
@@ -150,7 +144,7 @@ LrFindResult find_learning_rate(const LrFindRequest& request) {
 
   log_info("learning-rate range test: ", config.model, " on ", device.str(), ", ", config.optimizer, ", batch ", config.batch,
            " (loss x ", accumulate, " for nominal ", config.nominal_batch, "), ", lf.steps, " steps from ",
-           short_number(lf.start), " to ", short_number(lf.end), " at ", config.imgsz, " px");
+           format_significant(lf.start), " to ", format_significant(lf.end), " at ", config.imgsz, " px");
   LrCurveBuilder builder({lf.smoothing, lf.diverge, lf.divisor});
   LrFindResult result;
   result.batch = config.batch;
@@ -191,8 +185,8 @@ LrFindResult find_learning_rate(const LrFindRequest& request) {
       }
       ++step;
       const bool stop = builder.add(lr, per_image);
-      progress.advance(1, cat("lr ", short_number(lr), " | loss ", short_number(per_image), " | smoothed ",
-                              short_number(builder.curve().smoothed.back())));
+      progress.advance(1, cat("lr ", format_significant(lr), " | loss ", format_significant(per_image), " | smoothed ",
+                              format_significant(builder.curve().smoothed.back())));
       if (stop) break;
       if (interrupt_requested()) {
         set_interrupt_requested(false);
@@ -205,7 +199,7 @@ LrFindResult find_learning_rate(const LrFindRequest& request) {
                        cat("check the images with 'detkit check ", config.data, "'")});
   }
   const LrCurve curve = builder.finish(lf.end);
-  progress.finish(curve.diverged ? cat("diverged at ", short_number(curve.diverged_lr))
+  progress.finish(curve.diverged ? cat("diverged at ", format_significant(curve.diverged_lr))
                                  : result.interrupted ? std::string("interrupted") : std::string());
 
   result.lr = curve.lr;
@@ -270,8 +264,8 @@ LrFindResult find_learning_rate(const LrFindRequest& request) {
     result.files = {(out / "lr_find.json").string(), (out / "lr_find.csv").string(), (out / "lr_find.png").string(),
                     (out / "config.yaml").string()};
   }
-  log_info("learning-rate range test: suggested lr0 ", short_number(result.suggested_lr), " (lowest smoothed loss at ",
-           short_number(result.min_loss_lr), result.diverged ? cat(", diverged at ", short_number(result.diverged_lr)) : "",
+  log_info("learning-rate range test: suggested lr0 ", format_significant(result.suggested_lr), " (lowest smoothed loss at ",
+           format_significant(result.min_loss_lr), result.diverged ? cat(", diverged at ", format_significant(result.diverged_lr)) : "",
            "; ", result.images, " images, ", format_duration(result.seconds), ")");
   for (const auto& note : result.notes) log_warn("lr-find: ", note);
   return result;

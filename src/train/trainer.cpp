@@ -529,9 +529,7 @@ TrainResult Trainer::run() {
                       "set lr0 to a number, or look at the curve in " + find.out_dir + "/lr_find.png"});
     // Three significant digits: what config.yaml records is then exactly what trains, so a resumed run
     // continues with the same rate.
-    char rounded[32];
-    std::snprintf(rounded, sizeof rounded, "%.3g", found.suggested_lr);
-    config_.lr0 = std::stod(rounded);
+    config_.lr0 = std::stod(format_significant(found.suggested_lr));
     log_info("lr0: auto chose ", config_.lr0, " (", find.out_dir, "/lr_find.png)");
   }
   config_.lr0_auto = false;

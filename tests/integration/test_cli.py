@@ -893,7 +893,8 @@ class LrFind(unittest.TestCase):
         run("synth", "--out", str(cls.root / "ds"), "--format", "yolo", "--seed", "2", "--train", "24", "--val", "4",
             "--classes", "2", "--sizes", "96x96", "--max-objects", "3", check=0)
         cls.data = "data=" + str(cls.root / "ds" / "data.yaml")
-        cls.common = [cls.data, "imgsz=64", "batch=4", "nominal_batch=8", "workers=2", "device=cpu",
+        # One intra-op thread: under ctest -j2 two OpenMP teams on two cores spin against each other.
+        cls.common = [cls.data, "imgsz=64", "batch=4", "nominal_batch=8", "workers=2", "threads=1", "device=cpu",
                       f"project={cls.root / 'runs'}"]
 
     @classmethod

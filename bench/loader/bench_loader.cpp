@@ -5,7 +5,10 @@
 // One warm-up epoch first (so files come from the page cache, as they do for the Python peer), then T
 // trials of E epochs each; prints one JSON object with the median samples/s, the data-wait fraction and
 // the CPU milliseconds per sample (user + system, all threads: the steadier figure on a shared machine).
-// --breakdown instead times each stage of the recipe on one thread (ms per call, mean of 50 calls).
+// --breakdown instead times each stage of the recipe on one thread (ms per call, mean of 50 calls): the
+// loader's path (load_source: decode only; mosaic_affine from the decoded tiles; colour on uint8; flip;
+// the whole sample) and, for comparison, the older separate stages (load = decode + resize to imgsz,
+// mosaic, warp) that the GPU and float paths still use.
 // Intra-op threads of LibTorch are set to 1: the loader's parallelism is its workers, as the peer's is its
 // worker processes.
 #include <ATen/Parallel.h>
@@ -21,6 +24,7 @@
 #include "augment/loader.h"
 #include "core/run_config.h"
 #include "data/formats_read.h"
+#include "data/raster.h"
 
 using namespace detkit;
 
@@ -93,11 +97,28 @@ int main(int argc, char** argv) try {
     const Sample m = mosaic(tiles, imgsz, rng, filter);
     const Sample boxed = letterbox(one, imgsz).sample;
     std::cout << "load " << time_ms([&](int i) { loader.load(i % loader.size()); }) << " ms\n";
+    std::cout << "load_source (decode only) " << time_ms([&](int i) { loader.load_source(i % loader.size()); }) << " ms\n";
     const Sample full = make_sample(at::zeros({3, 480, 640}, at::kByte), at::Tensor(), at::Tensor());
     std::cout << "resize 640x480->416x312 " << time_ms([&](int) { resize(full, 416, 312); }) << " ms\n";
+    {
+      RgbImage raw(640, 480);
+      std::cout << "resize_linear 640x480->416x312 (8-bit) " << time_ms([&](int) { resize_linear(raw, 416, 312); }) << " ms\n";
+    }
+    std::cout << "mosaic_affine (fused, from training-size tiles) " << time_ms([&](int) {
+      const int64_t xc = static_cast<int64_t>(rng.uniform(0.5, 1.5) * static_cast<double>(imgsz));
+      const int64_t yc = static_cast<int64_t>(rng.uniform(0.5, 1.5) * static_cast<double>(imgsz));
+      mosaic_affine(tiles, imgsz, xc, yc, random_affine(rng, cfg, 2 * imgsz, 2 * imgsz, imgsz, imgsz), imgsz, imgsz, filter);
+    }) << " ms\n";
     std::cout << "mosaic " << time_ms([&](int) { mosaic(tiles, imgsz, rng, filter); }) << " ms\n";
     std::cout << "warp 2s->s " << time_ms([&](int) {
       warp_affine(m, random_affine(rng, cfg, 2 * imgsz, 2 * imgsz, imgsz, imgsz), imgsz, imgsz, filter);
+    }) << " ms\n";
+    const std::array<Sample, 4> sources{loader.load_source(0), loader.load_source(1), loader.load_source(2),
+                                        loader.load_source(3)};
+    std::cout << "mosaic_affine (fused, from decoded tiles) " << time_ms([&](int) {
+      const int64_t xc = static_cast<int64_t>(rng.uniform(0.5, 1.5) * static_cast<double>(imgsz));
+      const int64_t yc = static_cast<int64_t>(rng.uniform(0.5, 1.5) * static_cast<double>(imgsz));
+      mosaic_affine(sources, imgsz, xc, yc, random_affine(rng, cfg, 2 * imgsz, 2 * imgsz, imgsz, imgsz), imgsz, imgsz, filter);
     }) << " ms\n";
     std::cout << "letterbox " << time_ms([&](int) { letterbox(one, imgsz); }) << " ms\n";
     std::cout << "warp s->s " << time_ms([&](int) {

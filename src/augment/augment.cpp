@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <vector>
 
 #include "core/error.h"
 
@@ -37,6 +39,13 @@ at::Tensor empty_labels(const at::Tensor& like) { return at::zeros({0}, like.opt
 
 at::Tensor box_area(const at::Tensor& boxes) {
   return (boxes.select(1, 2) - boxes.select(1, 0)).clamp_min(0) * (boxes.select(1, 3) - boxes.select(1, 1)).clamp_min(0);
+}
+
+at::Tensor flip_boxes_horizontal(const at::Tensor& b, double w) {
+  return at::stack({w - b.select(1, 2), b.select(1, 1), w - b.select(1, 0), b.select(1, 3)}, 1);
+}
+at::Tensor flip_boxes_vertical(const at::Tensor& b, double h) {
+  return at::stack({b.select(1, 0), h - b.select(1, 3), b.select(1, 2), h - b.select(1, 1)}, 1);
 }
 
 // Clips boxes to the region [x0, x1] x [y0, y1] and keeps those passing `filter`, measured against
@@ -158,9 +167,7 @@ Sample flip_horizontal(const Sample& sample) {
   Sample out = sample;
   out.image = sample.image.flip({2});
   if (sample.box_count() > 0) {
-    const double w = static_cast<double>(sample.width());
-    const auto& b = sample.boxes;
-    out.boxes = at::stack({w - b.select(1, 2), b.select(1, 1), w - b.select(1, 0), b.select(1, 3)}, 1);
+    out.boxes = flip_boxes_horizontal(sample.boxes, static_cast<double>(sample.width()));
   }
   return out;
 }
@@ -169,9 +176,7 @@ Sample flip_vertical(const Sample& sample) {
   Sample out = sample;
   out.image = sample.image.flip({1});
   if (sample.box_count() > 0) {
-    const double h = static_cast<double>(sample.height());
-    const auto& b = sample.boxes;
-    out.boxes = at::stack({b.select(1, 0), h - b.select(1, 3), b.select(1, 2), h - b.select(1, 1)}, 1);
+    out.boxes = flip_boxes_vertical(sample.boxes, static_cast<double>(sample.height()));
   }
   return out;
 }
@@ -386,47 +391,378 @@ Sample warp_affine(const Sample& sample, const Affine& map, int64_t out_w, int64
   return map_boxes(std::move(out), sample.boxes, sample.labels, map, filter);
 }
 
-Sample mosaic(const std::array<Sample, 4>& tiles, int64_t size, Rng& rng, const BoxFilter& filter) {
-  DETKIT_ASSERT(size > 0, "mosaic needs a positive size");
+namespace {
+
+// Where tile i (w x h) of a mosaic around (xc, yc) goes on the 2*size canvas: the canvas window
+// [x1a, x2a) x [y1a, y2a), which shows the tile's pixels from (x1b, y1b) on. Empty when x2a <= x1a or y2a <= y1a.
+struct TileWindow {
+  int64_t x1a, y1a, x2a, y2a, x1b, y1b;
+  bool empty() const { return x2a <= x1a || y2a <= y1a; }
+};
+
+TileWindow tile_window(int i, int64_t w, int64_t h, int64_t xc, int64_t yc, int64_t s2) {
+  TileWindow t{};
+  if (i == 0) {
+    t.x1a = std::max<int64_t>(xc - w, 0), t.y1a = std::max<int64_t>(yc - h, 0), t.x2a = xc, t.y2a = yc;
+    t.x1b = w - (t.x2a - t.x1a), t.y1b = h - (t.y2a - t.y1a);
+  } else if (i == 1) {
+    t.x1a = xc, t.y1a = std::max<int64_t>(yc - h, 0), t.x2a = std::min(xc + w, s2), t.y2a = yc;
+    t.x1b = 0, t.y1b = h - (t.y2a - t.y1a);
+  } else if (i == 2) {
+    t.x1a = std::max<int64_t>(xc - w, 0), t.y1a = yc, t.x2a = xc, t.y2a = std::min(yc + h, s2);
+    t.x1b = w - (t.x2a - t.x1a), t.y1b = 0;
+  } else {
+    t.x1a = xc, t.y1a = yc, t.x2a = std::min(xc + w, s2), t.y2a = std::min(yc + h, s2);
+    t.x1b = 0, t.y1b = 0;
+  }
+  return t;
+}
+
+// The mosaic around a given centre (mosaic() draws it).
+Sample mosaic_around(const std::array<Sample, 4>& tiles, int64_t size, int64_t xc, int64_t yc, const BoxFilter& filter) {
   const int64_t s2 = 2 * size;
-  const int64_t xc = static_cast<int64_t>(rng.uniform(0.5, 1.5) * static_cast<double>(size));
-  const int64_t yc = static_cast<int64_t>(rng.uniform(0.5, 1.5) * static_cast<double>(size));
   Sample out;
   out.image = at::full({3, s2, s2}, kFillLevel, tiles[0].image.options());
   std::vector<at::Tensor> boxes, labels;
   for (int i = 0; i < 4; ++i) {
     const Sample& t = tiles[i];
-    const int64_t w = t.width(), h = t.height();
-    // Where the tile goes on the canvas (a) and which part of the tile that is (b).
-    int64_t x1a, y1a, x2a, y2a, x1b, y1b;
-    if (i == 0) {
-      x1a = std::max<int64_t>(xc - w, 0), y1a = std::max<int64_t>(yc - h, 0), x2a = xc, y2a = yc;
-      x1b = w - (x2a - x1a), y1b = h - (y2a - y1a);
-    } else if (i == 1) {
-      x1a = xc, y1a = std::max<int64_t>(yc - h, 0), x2a = std::min(xc + w, s2), y2a = yc;
-      x1b = 0, y1b = h - (y2a - y1a);
-    } else if (i == 2) {
-      x1a = std::max<int64_t>(xc - w, 0), y1a = yc, x2a = xc, y2a = std::min(yc + h, s2);
-      x1b = w - (x2a - x1a), y1b = 0;
-    } else {
-      x1a = xc, y1a = yc, x2a = std::min(xc + w, s2), y2a = std::min(yc + h, s2);
-      x1b = 0, y1b = 0;
-    }
-    if (x2a <= x1a || y2a <= y1a) continue;
-    out.image.slice(1, y1a, y2a).slice(2, x1a, x2a)
-        .copy_(t.image.slice(1, y1b, y1b + (y2a - y1a)).slice(2, x1b, x1b + (x2a - x1a)));
+    const TileWindow a = tile_window(i, t.width(), t.height(), xc, yc, s2);
+    if (a.empty()) continue;
+    out.image.slice(1, a.y1a, a.y2a).slice(2, a.x1a, a.x2a)
+        .copy_(t.image.slice(1, a.y1b, a.y1b + (a.y2a - a.y1a)).slice(2, a.x1b, a.x1b + (a.x2a - a.x1a)));
     if (t.box_count() == 0) continue;
-    const float dx = static_cast<float>(x1a - x1b), dy = static_cast<float>(y1a - y1b);
+    const float dx = static_cast<float>(a.x1a - a.x1b), dy = static_cast<float>(a.y1a - a.y1b);
     at::Tensor b = t.boxes + at::tensor({dx, dy, dx, dy}, t.boxes.options());
     at::Tensor l = t.labels;
-    clip_and_filter(b, l, static_cast<double>(x1a), static_cast<double>(y1a), static_cast<double>(x2a),
-                    static_cast<double>(y2a), box_area(b), filter);
+    clip_and_filter(b, l, static_cast<double>(a.x1a), static_cast<double>(a.y1a), static_cast<double>(a.x2a),
+                    static_cast<double>(a.y2a), box_area(b), filter);
     boxes.push_back(b);
     labels.push_back(l);
   }
   out.boxes = boxes.empty() ? empty_boxes(tiles[0].boxes) : at::cat(boxes, 0);
   out.labels = labels.empty() ? empty_labels(tiles[0].labels) : at::cat(labels, 0);
   return out;
+}
+
+}  // namespace
+
+Sample mosaic(const std::array<Sample, 4>& tiles, int64_t size, Rng& rng, const BoxFilter& filter) {
+  DETKIT_ASSERT(size > 0, "mosaic needs a positive size");
+  const int64_t xc = static_cast<int64_t>(rng.uniform(0.5, 1.5) * static_cast<double>(size));
+  const int64_t yc = static_cast<int64_t>(rng.uniform(0.5, 1.5) * static_cast<double>(size));
+  return mosaic_around(tiles, size, xc, yc, filter);
+}
+
+// ---- The CPU fast path: mosaic tiles and letterboxes resampled once, in 8-bit fixed point -----------
+
+// The integer loops below are compiled twice on x86-64 GCC/Clang, for AVX2 and the baseline, and the CPU
+// picks at load time: AVX2 has 32-bit multiplies and twice the lanes (SSE2 has neither). Integer maths,
+// so both give the same bytes.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(__SANITIZE_ADDRESS__)
+#define DETKIT_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define DETKIT_VECTOR_CLONES
+#endif
+
+namespace {
+
+bool cpu_uint8(const at::Tensor& image) {
+  return image.defined() && image.device().is_cpu() && image.scalar_type() == at::kByte && image.dim() == 3 &&
+         image.size(0) == 3 && image.size(1) > 0 && image.size(2) > 0;
+}
+
+bool axis_aligned(const Affine& map) { return map.m[1] == 0 && map.m[3] == 0 && map.m[0] > 0 && map.m[4] > 0; }
+
+// The size of an image scaled so its longer side is `size` (at least 1 x 1): what the loader's load() gives.
+std::pair<int64_t, int64_t> nominal_size(int64_t width, int64_t height, int64_t size) {
+  const double r = static_cast<double>(size) / static_cast<double>(std::max(width, height));
+  return {std::clamp<int64_t>(std::llround(static_cast<double>(width) * r), 1, size),
+          std::clamp<int64_t>(std::llround(static_cast<double>(height) * r), 1, size)};
+}
+
+// Source taps along one axis for outputs j in [j0, j1): output j reads `count` consecutive source pixels
+// from `first` with integer weights (11 fraction bits, summing to 2048). Output j's centre j + 0.5 maps to
+// the source position u = (j + 0.5 - offset) * inv. Bilinear is LibTorch's (half-pixel centres, clamped at
+// the edges; bit for bit data/raster.h's resize_linear), widened to a triangle whose support grows with
+// the reduction when shrinking by more than 2 (PIL's antialiased bilinear, as resize() does); nearest is
+// "nearest exact". `pairs`: every output has exactly two taps (the fast loop).
+struct AxisTaps {
+  std::vector<int32_t> first, count, weights;
+  int stride = 0;
+  int64_t lo = 0, hi = 0;  // the source pixels read: [lo, hi)
+  bool pairs = false;
+};
+
+AxisTaps axis_taps(int64_t j0, int64_t j1, double offset, double inv, int64_t n, Interp interp) {
+  AxisTaps t;
+  const int64_t m = j1 - j0;
+  const bool aa = interp == Interp::bilinear && inv > 2.0;
+  t.stride = interp == Interp::nearest ? 1 : aa ? static_cast<int>(std::ceil(inv)) * 2 + 1 : 2;
+  t.first.assign(static_cast<std::size_t>(m), 0);
+  t.count.assign(static_cast<std::size_t>(m), 0);
+  t.weights.assign(static_cast<std::size_t>(m) * t.stride, 0);
+  t.pairs = interp == Interp::bilinear && !aa && n >= 2;
+  std::vector<double> w(static_cast<std::size_t>(t.stride));
+  for (int64_t i = 0; i < m; ++i) {
+    const double u = (static_cast<double>(j0 + i) + 0.5 - offset) * inv;
+    int32_t* wi = &t.weights[static_cast<std::size_t>(i) * t.stride];
+    int64_t first = 0, count = 1;
+    if (interp == Interp::nearest) {
+      first = std::clamp<int64_t>(static_cast<int64_t>(std::floor(u)), 0, n - 1);
+      wi[0] = 2048;
+    } else if (!aa) {
+      const double position = std::max(0.0, u - 0.5);
+      const int64_t x0 = std::min(static_cast<int64_t>(position), n - 1);
+      if (x0 + 1 < n) {
+        first = x0, count = 2;
+        const int w1 = static_cast<int>(std::lround((position - static_cast<double>(x0)) * 2048));
+        wi[0] = 2048 - w1, wi[1] = w1;
+      } else if (n >= 2) {  // clamped at the last pixel: all its weight, kept as a pair
+        first = n - 2, count = 2;
+        wi[0] = 0, wi[1] = 2048;
+      } else {
+        first = 0, wi[0] = 2048;
+      }
+    } else {
+      const double support = inv;
+      const int64_t lo = std::max<int64_t>(static_cast<int64_t>(u - support + 0.5), 0);
+      const int64_t hi = std::min<int64_t>(static_cast<int64_t>(u + support + 0.5), n);
+      double total = 0;
+      count = std::clamp<int64_t>(hi - lo, 0, t.stride);
+      for (int64_t k = 0; k < count; ++k) {
+        const double d = std::abs((static_cast<double>(k + lo) - u + 0.5) / support);
+        w[static_cast<std::size_t>(k)] = d < 1.0 ? 1.0 - d : 0.0;
+        total += w[static_cast<std::size_t>(k)];
+      }
+      if (count <= 0 || total <= 0) {  // outside the image: the nearest edge pixel
+        first = std::clamp<int64_t>(static_cast<int64_t>(std::floor(u)), 0, n - 1), count = 1;
+        wi[0] = 2048;
+      } else {
+        first = lo;
+        int sum = 0, largest = 0;
+        for (int64_t k = 0; k < count; ++k) {
+          wi[k] = static_cast<int32_t>(std::lround(w[static_cast<std::size_t>(k)] / total * 2048));
+          sum += wi[k];
+          if (wi[k] > wi[largest]) largest = static_cast<int>(k);
+        }
+        wi[largest] += 2048 - sum;
+      }
+    }
+    t.first[static_cast<std::size_t>(i)] = static_cast<int32_t>(first);
+    t.count[static_cast<std::size_t>(i)] = static_cast<int32_t>(count);
+    t.lo = i == 0 ? first : std::min(t.lo, first);
+    t.hi = i == 0 ? first + count : std::max(t.hi, first + count);
+  }
+  return t;
+}
+
+// Output pixels [j0, j1) x [i0, i1) of the planar uint8 image `dst` (out_w wide, out_h high) resampled from
+// `src` ([3, H, W] uint8 on the CPU, any strides): output (j, i) reads the source around
+// ((j + 0.5 - bx) * inv_x, (i + 0.5 - by) * inv_y). Separable, vertical pass first (each output row blends
+// its source rows over the columns it needs, a contiguous run in an interleaved image), then horizontal;
+// sums are exact integers (22 fraction bits) rounded once, so the order does not change the result.
+DETKIT_VECTOR_CLONES void resample_into(const at::Tensor& src, uint8_t* dst, int64_t out_w, int64_t out_h, int64_t j0, int64_t j1, int64_t i0,
+                   int64_t i1, double bx, double inv_x, double by, double inv_y, Interp interp) {
+  const int64_t w = src.size(2), h = src.size(1);
+  const AxisTaps tx = axis_taps(j0, j1, bx, inv_x, w, interp), ty = axis_taps(i0, i1, by, inv_y, h, interp);
+  const int64_t nj = j1 - j0, ni = i1 - i0;
+  const uint8_t* s = src.data_ptr<uint8_t>();
+  const int64_t sc = src.stride(0), sy = src.stride(1), sx = src.stride(2);
+  const int64_t c0 = tx.lo, span = tx.hi - tx.lo;  // source columns read
+  const bool interleaved = sc == 1 && sx == 3;
+  std::vector<int32_t> tmp(static_cast<std::size_t>(span * 3));
+  const int64_t plane = out_h * out_w;
+  const int32_t* first = tx.first.data();
+  const int32_t* wx = tx.weights.data();
+  for (int64_t i = 0; i < ni; ++i) {
+    // Vertical: tmp[(x - c0) * 3 + c] = sum over taps of weight x source (11 fraction bits).
+    const int64_t f = ty.first[static_cast<std::size_t>(i)];
+    const int32_t cnt = ty.count[static_cast<std::size_t>(i)];
+    const int32_t* wy = &ty.weights[static_cast<std::size_t>(i) * ty.stride];
+    int32_t* t = tmp.data();
+    if (interleaved) {
+      const uint8_t* a = s + f * sy + c0 * 3;
+      if (cnt == 2) {
+        const uint8_t* b = a + sy;
+        const int32_t w0 = wy[0], w1 = wy[1];
+        for (int64_t k = 0; k < span * 3; ++k) t[k] = a[k] * w0 + b[k] * w1;
+      } else {
+        std::fill(t, t + span * 3, 0);
+        for (int32_t r = 0; r < cnt; ++r) {
+          const uint8_t* row = a + r * sy;
+          const int32_t wr = wy[r];
+          for (int64_t k = 0; k < span * 3; ++k) t[k] += row[k] * wr;
+        }
+      }
+    } else if (sx == 1 && cnt == 2) {  // planar (a cached image at training size), two rows
+      const int32_t w0 = wy[0], w1 = wy[1];
+      for (int c = 0; c < 3; ++c) {
+        const uint8_t* a = s + c * sc + f * sy + c0;
+        const uint8_t* b = a + sy;
+        for (int64_t x = 0; x < span; ++x) t[x * 3 + c] = a[x] * w0 + b[x] * w1;
+      }
+    } else {
+      for (int64_t x = 0; x < span; ++x)
+        for (int c = 0; c < 3; ++c) {
+          const uint8_t* p = s + c * sc + f * sy + (c0 + x) * sx;
+          int32_t acc = 0;
+          for (int32_t r = 0; r < cnt; ++r) acc += p[r * sy] * wy[r];
+          t[x * 3 + c] = acc;
+        }
+    }
+    // Horizontal, rounded once to 8 bits, into the three planes.
+    uint8_t* o0 = dst + (i0 + i) * out_w + j0;
+    uint8_t* o1 = o0 + plane;
+    uint8_t* o2 = o1 + plane;
+    if (tx.pairs) {
+      for (int64_t j = 0; j < nj; ++j) {
+        const int32_t* q = t + (first[j] - c0) * 3;
+        const int32_t w0 = wx[2 * j], w1 = wx[2 * j + 1];
+        o0[j] = static_cast<uint8_t>((q[0] * w0 + q[3] * w1 + (1 << 21)) >> 22);
+        o1[j] = static_cast<uint8_t>((q[1] * w0 + q[4] * w1 + (1 << 21)) >> 22);
+        o2[j] = static_cast<uint8_t>((q[2] * w0 + q[5] * w1 + (1 << 21)) >> 22);
+      }
+    } else {
+      for (int64_t j = 0; j < nj; ++j) {
+        const int32_t* q = t + (first[j] - c0) * 3;
+        const int32_t* wj = wx + j * tx.stride;
+        int32_t r0 = 1 << 21, r1 = 1 << 21, r2 = 1 << 21;
+        for (int32_t k = 0; k < tx.count[static_cast<std::size_t>(j)]; ++k, q += 3)
+          r0 += q[0] * wj[k], r1 += q[1] * wj[k], r2 += q[2] * wj[k];
+        o0[j] = static_cast<uint8_t>(r0 >> 22);
+        o1[j] = static_cast<uint8_t>(r1 >> 22);
+        o2[j] = static_cast<uint8_t>(r2 >> 22);
+      }
+    }
+  }
+}
+
+// A tile of a composed image: its pixels scaled by (kx, ky) and shifted by (ox, oy) onto a canvas, where
+// the window [wx0, wx1) x [wy0, wy1) shows them. inv_kx, inv_ky are 1/kx, 1/ky computed as source/target
+// (so a plain resize is bit for bit resize_linear's). Boxes are clipped to the window and filtered there
+// when `filter_at_window` (a mosaic's tiles), else only clipped.
+struct Placement {
+  const Sample* tile = nullptr;
+  double kx = 1, ky = 1, inv_kx = 1, inv_ky = 1, ox = 0, oy = 0;
+  double wx0 = 0, wy0 = 0, wx1 = 0, wy1 = 0;
+  bool filter_at_window = false;
+};
+
+bool keep_box(double w, double h, double reference, const BoxFilter& filter) {
+  return w > 0 && h > 0 && w >= filter.min_box_px && h >= filter.min_box_px && w * h >= reference * filter.min_visible;
+}
+
+// The canvas of `placements` mapped by the axis-aligned `map` into an out_w x out_h uint8 image, each
+// output pixel read straight from its tile (the one whose window holds the pixel's centre; none: the fill
+// grey). Boxes follow the same maps exactly and are clipped and filtered after the map, as warp_affine does.
+Sample compose(const std::vector<Placement>& placements, const Affine& map, int64_t out_w, int64_t out_h,
+               const BoxFilter& filter, Interp interp) {
+  const double ax = map.m[0], bx = map.m[2], ay = map.m[4], by = map.m[5];
+  Sample out;
+  out.image = at::empty({3, out_h, out_w}, at::TensorOptions().dtype(at::kByte));
+  uint8_t* dst = out.image.data_ptr<uint8_t>();
+  std::memset(dst, kFillLevel, static_cast<std::size_t>(3 * out_h * out_w));
+  std::vector<float> boxes;
+  std::vector<int64_t> labels;
+  for (const Placement& p : placements) {
+    const Sample& t = *p.tile;
+    // Pixels: the output columns and rows whose centres fall in the mapped window.
+    const double lo_x = ax * p.wx0 + bx, hi_x = ax * p.wx1 + bx, lo_y = ay * p.wy0 + by, hi_y = ay * p.wy1 + by;
+    auto first_centre = [](double edge, int64_t n) {
+      return std::clamp<int64_t>(static_cast<int64_t>(std::ceil(edge - 0.5)), 0, n);
+    };
+    const int64_t j0 = first_centre(lo_x, out_w), j1 = first_centre(hi_x, out_w);
+    const int64_t i0 = first_centre(lo_y, out_h), i1 = first_centre(hi_y, out_h);
+    if (j1 > j0 && i1 > i0)
+      resample_into(t.image, dst, out_w, out_h, j0, j1, i0, i1, ax * p.ox + bx, p.inv_kx / ax, ay * p.oy + by, p.inv_ky / ay,
+                    interp);
+    // Boxes: tile -> canvas (clipped to the window) -> output (clipped to the image).
+    if (t.box_count() == 0) continue;
+    const auto tb = t.boxes.to(at::kCPU, at::kFloat).contiguous();
+    const auto tl = t.labels.to(at::kCPU, at::kLong).contiguous();
+    const float* b = tb.data_ptr<float>();
+    const int64_t* l = tl.data_ptr<int64_t>();
+    for (int64_t k = 0; k < tb.size(0); ++k) {
+      double x1 = b[4 * k] * p.kx + p.ox, y1 = b[4 * k + 1] * p.ky + p.oy;
+      double x2 = b[4 * k + 2] * p.kx + p.ox, y2 = b[4 * k + 3] * p.ky + p.oy;
+      const double reference = std::max(0.0, x2 - x1) * std::max(0.0, y2 - y1);
+      x1 = std::clamp(x1, p.wx0, p.wx1), x2 = std::clamp(x2, p.wx0, p.wx1);
+      y1 = std::clamp(y1, p.wy0, p.wy1), y2 = std::clamp(y2, p.wy0, p.wy1);
+      if (p.filter_at_window ? !keep_box(x2 - x1, y2 - y1, reference, filter) : !(x2 > x1 && y2 > y1)) continue;
+      double X1 = ax * x1 + bx, X2 = ax * x2 + bx, Y1 = ay * y1 + by, Y2 = ay * y2 + by;
+      const double mapped = (X2 - X1) * (Y2 - Y1);
+      const double W = static_cast<double>(out_w), H = static_cast<double>(out_h);
+      X1 = std::clamp(X1, 0.0, W), X2 = std::clamp(X2, 0.0, W), Y1 = std::clamp(Y1, 0.0, H), Y2 = std::clamp(Y2, 0.0, H);
+      if (!keep_box(X2 - X1, Y2 - Y1, mapped, filter)) continue;
+      boxes.insert(boxes.end(), {static_cast<float>(X1), static_cast<float>(Y1), static_cast<float>(X2), static_cast<float>(Y2)});
+      labels.push_back(l[k]);
+    }
+  }
+  const auto n = static_cast<int64_t>(labels.size());
+  out.boxes = at::empty({n, 4}, at::kFloat);
+  out.labels = at::empty({n}, at::kLong);
+  if (n > 0) {
+    std::memcpy(out.boxes.data_ptr<float>(), boxes.data(), boxes.size() * sizeof(float));
+    std::memcpy(out.labels.data_ptr<int64_t>(), labels.data(), labels.size() * sizeof(int64_t));
+  }
+  return out;
+}
+
+// A placement of `tile` scaled to exactly tw x th at (x, y), shown in the window of its own extent.
+Placement scaled_placement(const Sample& tile, int64_t tw, int64_t th, double x, double y) {
+  Placement p;
+  p.tile = &tile;
+  const double w = static_cast<double>(tile.width()), h = static_cast<double>(tile.height());
+  p.kx = static_cast<double>(tw) / w, p.ky = static_cast<double>(th) / h;
+  p.inv_kx = w / static_cast<double>(tw), p.inv_ky = h / static_cast<double>(th);
+  p.ox = x, p.oy = y;
+  p.wx0 = x, p.wy0 = y, p.wx1 = x + static_cast<double>(tw), p.wy1 = y + static_cast<double>(th);
+  return p;
+}
+
+// `tile` with its longer side `size` (unchanged when it already is).
+Sample to_nominal(const Sample& tile, int64_t size, Interp interp) {
+  const auto [tw, th] = nominal_size(tile.width(), tile.height(), size);
+  if (tw == tile.width() && th == tile.height()) return tile;
+  if (!cpu_uint8(tile.image)) return resize(tile, tw, th, interp);
+  return compose({scaled_placement(tile, tw, th, 0, 0)}, Affine{}, tw, th, BoxFilter{0, 0}, interp);
+}
+
+}  // namespace
+
+Sample mosaic_affine(const std::array<Sample, 4>& tiles, int64_t size, int64_t xc, int64_t yc, const Affine& map,
+                     int64_t out_w, int64_t out_h, const BoxFilter& filter, Interp interp) {
+  DETKIT_ASSERT(size > 0 && out_w > 0 && out_h > 0, "mosaic_affine needs positive sizes");
+  bool fast = axis_aligned(map);
+  for (const auto& t : tiles) fast = fast && cpu_uint8(t.image);
+  if (!fast) {
+    std::array<Sample, 4> scaled;
+    for (int i = 0; i < 4; ++i) scaled[i] = to_nominal(tiles[i], size, interp);
+    return warp_affine(mosaic_around(scaled, size, xc, yc, filter), map, out_w, out_h, filter, interp);
+  }
+  std::vector<Placement> placements;
+  for (int i = 0; i < 4; ++i) {
+    const auto [tw, th] = nominal_size(tiles[i].width(), tiles[i].height(), size);
+    const TileWindow a = tile_window(i, tw, th, xc, yc, 2 * size);
+    if (a.empty()) continue;
+    Placement p = scaled_placement(tiles[i], tw, th, static_cast<double>(a.x1a - a.x1b), static_cast<double>(a.y1a - a.y1b));
+    p.wx0 = static_cast<double>(a.x1a), p.wy0 = static_cast<double>(a.y1a);
+    p.wx1 = static_cast<double>(a.x2a), p.wy1 = static_cast<double>(a.y2a);
+    p.filter_at_window = true;
+    placements.push_back(p);
+  }
+  return compose(placements, map, out_w, out_h, filter, interp);
+}
+
+Sample letterbox_affine(const Sample& sample, int64_t size, const Affine& map, int64_t out_w, int64_t out_h,
+                        const BoxFilter& filter, Interp interp) {
+  DETKIT_ASSERT(size > 0 && out_w > 0 && out_h > 0, "letterbox_affine needs positive sizes");
+  if (!axis_aligned(map) || !cpu_uint8(sample.image))
+    return warp_affine(letterbox(sample, size, interp).sample, map, out_w, out_h, filter, interp);
+  // letterbox()'s geometry: longer side `size`, centred.
+  const auto [nw, nh] = nominal_size(sample.width(), sample.height(), size);
+  const Placement p = scaled_placement(sample, nw, nh, static_cast<double>((size - nw) / 2), static_cast<double>((size - nh) / 2));
+  return compose({p}, map, out_w, out_h, filter, interp);
 }
 
 Sample mixup(const Sample& a, const Sample& b, double ratio) {
@@ -450,9 +786,13 @@ ColorJitter ColorJitter::random(Rng& rng, const AugmentConfig& config) {
   return j;
 }
 
-Sample adjust_color(const Sample& sample, const ColorJitter& j) {
-  if (j.hue == 0 && j.saturation == 1 && j.value == 1 && j.contrast == 1 && j.brightness == 0) return sample;
-  using M3 = std::array<std::array<double, 3>, 3>;
+namespace {
+
+using M3 = std::array<std::array<double, 3>, 3>;
+constexpr double kLuma[3] = {0.299, 0.587, 0.114};
+
+// The jitter's colour matrix before contrast (hue rotation, saturation, value).
+M3 colour_matrix(const ColorJitter& j) {
   auto mul = [](const M3& a, const M3& b) {
     M3 r{};
     for (int i = 0; i < 3; ++i)
@@ -460,28 +800,111 @@ Sample adjust_color(const Sample& sample, const ColorJitter& j) {
         for (int l = 0; l < 3; ++l) r[i][k] += a[i][l] * b[l][k];
     return r;
   };
-  const double luma[3] = {0.299, 0.587, 0.114};
   // Rotation by theta about the unit grey axis k = (1,1,1)/sqrt(3) (Rodrigues' formula).
   const double theta = 2 * kPi * j.hue, c = std::cos(theta), s = std::sin(theta) / std::sqrt(3.0), t = (1 - c) / 3;
   const M3 hue{{{c + t, t - s, t + s}, {t + s, c + t, t - s}, {t - s, t + s, c + t}}};
   M3 sat{};
   for (int i = 0; i < 3; ++i)
-    for (int k = 0; k < 3; ++k) sat[i][k] = (i == k ? j.saturation : 0.0) + (1 - j.saturation) * luma[k];
+    for (int k = 0; k < 3; ++k) sat[i][k] = (i == k ? j.saturation : 0.0) + (1 - j.saturation) * kLuma[k];
   M3 a = mul(sat, hue);
   for (auto& row : a)
     for (auto& v : row) v *= j.value;
+  return a;
+}
+
+// Contrast scales around the mean luma of the colour-adjusted image, lᵀ A mean(x): folded into the matrix
+// and the offset.
+void apply_contrast(M3& a, double& offset, const ColorJitter& j, const double mean[3]) {
+  if (j.contrast == 1) return;
+  double m = 0;
+  for (int i = 0; i < 3; ++i)
+    for (int k = 0; k < 3; ++k) m += kLuma[i] * a[i][k] * mean[k];
+  offset += (1 - j.contrast) * m;
+  for (auto& row : a)
+    for (auto& v : row) v *= j.contrast;
+}
+
+bool is_identity(const ColorJitter& j) {
+  return j.hue == 0 && j.saturation == 1 && j.value == 1 && j.contrast == 1 && j.brightness == 0;
+}
+
+// The colour step (and flips) on a uint8 CPU image in fixed point: each output level is
+// round(A x + offset) with A in 14 fraction bits, saturated to 0..255, within a level of the float path.
+// Returns an undefined tensor when the matrix is too large for 32-bit sums (never for sane recipes).
+DETKIT_VECTOR_CLONES at::Tensor colour_u8(const at::Tensor& image, const ColorJitter& j, bool flip_v, bool flip_h) {
+  const at::Tensor x = image.contiguous();
+  const int64_t h = x.size(1), w = x.size(2), hw = h * w;
+  const uint8_t* src = x.data_ptr<uint8_t>();
+  M3 a = colour_matrix(j);
+  double offset = 255.0 * j.brightness;
+  if (j.contrast != 1) {
+    double mean[3];
+    for (int c = 0; c < 3; ++c) {
+      uint64_t sum = 0;
+      const uint8_t* p = src + c * hw;
+      for (int64_t i = 0; i < hw; ++i) sum += p[i];
+      mean[c] = static_cast<double>(sum) / static_cast<double>(std::max<int64_t>(hw, 1));
+    }
+    apply_contrast(a, offset, j, mean);
+  }
+  constexpr int kBits = 14;
+  constexpr double kOne = 1 << kBits;
+  int32_t m[9], o;
+  for (int i = 0; i < 3; ++i) {
+    double worst = std::abs(offset);
+    for (int k = 0; k < 3; ++k) worst += std::abs(a[i][k]) * 255;
+    if (worst > 60000) return {};  // 60000 levels x 2^14 stays below 2^31
+    for (int k = 0; k < 3; ++k) m[3 * i + k] = static_cast<int32_t>(std::lround(a[i][k] * kOne));
+  }
+  o = static_cast<int32_t>(std::lround(offset * kOne)) + (1 << (kBits - 1));  // + a half: rounds to nearest
+  at::Tensor out = at::empty({3, h, w}, x.options());
+  uint8_t* dst = out.data_ptr<uint8_t>();
+  std::vector<uint8_t> row(static_cast<std::size_t>(w));
+  for (int c = 0; c < 3; ++c) {
+    const int32_t m0 = m[3 * c], m1 = m[3 * c + 1], m2 = m[3 * c + 2];
+    for (int64_t y = 0; y < h; ++y) {
+      const uint8_t* r = src + y * w;
+      const uint8_t* g = r + hw;
+      const uint8_t* b = g + hw;
+      uint8_t* d = dst + c * hw + (flip_v ? h - 1 - y : y) * w;
+      uint8_t* t = flip_h ? row.data() : d;
+      for (int64_t i = 0; i < w; ++i) {
+        const int32_t v = (m0 * r[i] + m1 * g[i] + m2 * b[i] + o) >> kBits;
+        t[i] = static_cast<uint8_t>(std::clamp(v, 0, 255));
+      }
+      if (flip_h) {  // reversed 8 bytes at a time
+        int64_t i = 0;
+        for (; i + 8 <= w; i += 8) {
+          uint64_t v;
+          std::memcpy(&v, t + i, 8);
+          v = __builtin_bswap64(v);
+          std::memcpy(d + w - 8 - i, &v, 8);
+        }
+        for (; i < w; ++i) d[w - 1 - i] = t[i];
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Sample adjust_color(const Sample& sample, const ColorJitter& j) {
+  if (is_identity(j)) return sample;
+  if (cpu_uint8(sample.image)) {
+    const at::Tensor fast = colour_u8(sample.image, j, false, false);
+    if (fast.defined()) {
+      Sample out = sample;
+      out.image = fast;
+      return out;
+    }
+  }
+  M3 a = colour_matrix(j);
   const auto x = as_float(sample.image).reshape({3, -1});
   double offset = 255.0 * j.brightness;
   if (j.contrast != 1) {
-    // Contrast scales around the mean luma of the colour-adjusted image: lᵀ A mean(x).
     const auto mean = x.mean(1).to(at::kCPU, at::kDouble).contiguous();
-    const double* mv = mean.data_ptr<double>();
-    double m = 0;
-    for (int i = 0; i < 3; ++i)
-      for (int k = 0; k < 3; ++k) m += luma[i] * a[i][k] * mv[k];
-    offset += (1 - j.contrast) * m;
-    for (auto& row : a)
-      for (auto& v : row) v *= j.contrast;
+    apply_contrast(a, offset, j, mean.data_ptr<double>());
   }
   std::vector<float> flat;
   for (const auto& row : a)
@@ -513,18 +936,23 @@ Sample apply_recipe(int64_t index, int64_t count, const LoadFn& load, const Reci
     }
   };
   // One geometric sample (mosaic or letterbox, then the random affine); `first` comes from `load_first`.
+  // Loads may come at any size (the loader gives decoded images): the mosaic and the letterbox scale them
+  // so their longer side is `size`, in the same resampling as the affine on the CPU fast path.
   auto geometric = [&](int64_t first, const std::function<Sample(int64_t)>& load_first) {
     if (options.mosaic && rng.chance(cfg.mosaic)) {
       std::array<Sample, 4> tiles;
       tiles[0] = load_first(first);
       for (int i = 1; i < 4; ++i) tiles[i] = load_partner(rng.below(count));
-      const Sample m = mosaic(tiles, size, rng, filter);
-      return warp_affine(m, random_affine(rng, cfg, 2 * size, 2 * size, size, size), size, size, filter, options.interp);
+      // mosaic()'s centre, then the affine: the same draws in the same order as mosaic() + random_affine().
+      const int64_t xc = static_cast<int64_t>(rng.uniform(0.5, 1.5) * static_cast<double>(size));
+      const int64_t yc = static_cast<int64_t>(rng.uniform(0.5, 1.5) * static_cast<double>(size));
+      const Affine map = random_affine(rng, cfg, 2 * size, 2 * size, size, size);
+      return mosaic_affine(tiles, size, xc, yc, map, size, size, filter, options.interp);
     }
     Sample s = load_first(first);
     if (rng.chance(cfg.crop)) s = random_crop(s, rng, cfg.crop_coverage, filter);
-    const Sample boxed = letterbox(s, size, options.interp).sample;
-    return warp_affine(boxed, random_affine(rng, cfg, size, size, size, size), size, size, filter, options.interp);
+    const Affine map = random_affine(rng, cfg, size, size, size, size);
+    return letterbox_affine(s, size, map, size, size, filter, options.interp);
   };
   Sample out = geometric(index, load);
   if (rng.chance(cfg.mixup)) {
@@ -533,9 +961,22 @@ Sample apply_recipe(int64_t index, int64_t count, const LoadFn& load, const Reci
     const Sample second = geometric(other, load_partner);
     out = mixup(out, second, ratio);
   }
-  out = adjust_color(out, ColorJitter::random(rng, cfg));
-  if (rng.chance(cfg.flipud)) out = flip_vertical(out);
-  if (rng.chance(cfg.fliplr)) out = flip_horizontal(out);
+  const ColorJitter jitter = ColorJitter::random(rng, cfg);
+  const bool flip_v = rng.chance(cfg.flipud), flip_h = rng.chance(cfg.fliplr);
+  // On the CPU, colour and flips are one pass over the uint8 image (the colour step is per pixel, and its
+  // contrast uses the image mean, which flips do not change).
+  if (cpu_uint8(out.image) && (flip_v || flip_h || !is_identity(jitter))) {
+    const at::Tensor image = colour_u8(out.image, jitter, flip_v, flip_h);
+    if (image.defined()) {
+      if (out.box_count() > 0 && flip_v) out.boxes = flip_boxes_vertical(out.boxes, static_cast<double>(out.height()));
+      if (out.box_count() > 0 && flip_h) out.boxes = flip_boxes_horizontal(out.boxes, static_cast<double>(out.width()));
+      out.image = image;
+      return out;
+    }
+  }
+  out = adjust_color(out, jitter);
+  if (flip_v) out = flip_vertical(out);
+  if (flip_h) out = flip_horizontal(out);
   return out;
 }
 

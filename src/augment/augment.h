@@ -133,13 +133,28 @@ Sample warp_affine(const Sample& sample, const Affine& map, int64_t out_w, int64
 // longer side equal to `size` (larger ones are cut).
 Sample mosaic(const std::array<Sample, 4>& tiles, int64_t size, Rng& rng, const BoxFilter& filter);
 
+// A mosaic around a given centre (xc, yc) followed by an axis-aligned affine `map` (scale and translation:
+// the default recipe) into out_w x out_h, in one resampling. Each tile is first scaled so its longer side
+// is `size` (as the loader's load() does), then placed as mosaic() places it. On the CPU with uint8 tiles
+// each output pixel is read straight from its tile (bilinear in 8-bit fixed point, antialiased when the
+// tile shrinks by more than 2; the output pixel goes to the tile whose canvas window holds its centre), and
+// boxes follow the same continuous map exactly; mosaic() then warp_affine() everywhere else (another
+// device, float images, rotation or shear), with the tiles scaled first.
+Sample mosaic_affine(const std::array<Sample, 4>& tiles, int64_t size, int64_t xc, int64_t yc, const Affine& map,
+                     int64_t out_w, int64_t out_h, const BoxFilter& filter, Interp interp = Interp::bilinear);
+
+// letterbox(sample, size) followed by warp_affine(map), in one resampling on the CPU fast path (as above).
+Sample letterbox_affine(const Sample& sample, int64_t size, const Affine& map, int64_t out_w, int64_t out_h,
+                        const BoxFilter& filter, Interp interp = Interp::bilinear);
+
 // a * ratio + b * (1 - ratio), boxes of both. Both images must have the same size.
 Sample mixup(const Sample& a, const Sample& b, double ratio);
 
 // ---- Colour ----------------------------------------------------------------------------------------
 
 // A colour change as one 3x3 matrix and offset on RGB levels, so it costs one small matmul and runs on
-// the GPU unchanged. Hue is a rotation about the grey axis (the linear form of an HSV hue shift: greys
+// the GPU unchanged (uint8 images on the CPU: the same matrix in 14-bit fixed point, per pixel, within a
+// level of the float result). Hue is a rotation about the grey axis (the linear form of an HSV hue shift: greys
 // stay grey); saturation blends with the BT.601 luma; value multiplies; contrast scales around the
 // image's mean luma; brightness adds levels.
 struct ColorJitter {
@@ -154,8 +169,9 @@ Sample adjust_color(const Sample& sample, const ColorJitter& jitter);
 
 // ---- The recipe ------------------------------------------------------------------------------------
 
-// Returns the sample at `index` with its longer side `size` (aspect kept): the loader's decode + resize,
-// possibly from its RAM cache. May throw (a corrupt image is a DataError naming the file).
+// Returns the sample at `index`, at any size: the recipe scales it so its longer side is `size` (aspect
+// kept), in the same resampling as the affine where it can (the loader gives its decoded image, possibly
+// from its RAM cache at training size). May throw (a corrupt image is a DataError naming the file).
 using LoadFn = std::function<Sample(int64_t index)>;
 
 struct RecipeOptions {

@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <fstream>
+#include <memory>
 #include <sstream>
 
 #include "core/error.h"
@@ -114,25 +116,46 @@ int64_t Loader::batches_per_epoch() const {
   return options_.drop_last ? n / options_.batch : (n + options_.batch - 1) / options_.batch;
 }
 
+DecodedImage Loader::decode(int64_t index) {
+  const ImageRecord& record = records_[static_cast<std::size_t>(index)];
+  const fs::path path = image_dir_ / record.file_name;
+  DecodeOptions request;
+  // A JPEG much larger than imgsz is decoded at 1/2, 1/4 or 1/8 scale in the DCT (far cheaper), never
+  // below the training size.
+  if (record.width > 0 && record.height > 0) {
+    const auto [tw, th] = training_size(record.width, record.height, options_.imgsz);
+    request.target_width = static_cast<int>(tw);
+    request.target_height = static_cast<int>(th);
+  } else {
+    request.target_width = request.target_height = static_cast<int>(options_.imgsz);
+  }
+  DecodedImage decoded = decode_image(path, request);
+  std::lock_guard<std::mutex> lock(cache_mutex_);
+  original_size_[static_cast<std::size_t>(index)] = {decoded.info.width, decoded.info.height};
+  return decoded;
+}
+
+void Loader::boxes_of(int64_t index, int64_t width, int64_t height, int64_t full_width, int64_t full_height,
+                      std::vector<float>& boxes, std::vector<int64_t>& labels) const {
+  // Boxes are in pixels of the full displayed image; the decoded one may be smaller (DCT scaling).
+  const double sx = static_cast<double>(width) / static_cast<double>(full_width);
+  const double sy = static_cast<double>(height) / static_cast<double>(full_height);
+  for (const auto& a : records_[static_cast<std::size_t>(index)].annotations) {
+    const Box b = a.box.convert(BoxFormat::xyxy);
+    if (!b.is_finite()) continue;
+    boxes.insert(boxes.end(), {static_cast<float>(b.a * sx), static_cast<float>(b.b * sy), static_cast<float>(b.c * sx),
+                               static_cast<float>(b.d * sy)});
+    labels.push_back(a.category_id);
+  }
+}
+
 Sample Loader::load(int64_t index) {
   DETKIT_ASSERT(index >= 0 && index < size(), "sample index out of range");
   if (options_.cache_ram) {
     std::lock_guard<std::mutex> lock(cache_mutex_);
     if (cache_[index]) return *cache_[index];
   }
-  const ImageRecord& record = records_[static_cast<std::size_t>(index)];
-  const fs::path path = image_dir_ / record.file_name;
-  DecodeOptions decode;
-  // A JPEG much larger than imgsz is decoded at 1/2, 1/4 or 1/8 scale in the DCT (far cheaper), never
-  // below the training size.
-  if (record.width > 0 && record.height > 0) {
-    const auto [tw, th] = training_size(record.width, record.height, options_.imgsz);
-    decode.target_width = static_cast<int>(tw);
-    decode.target_height = static_cast<int>(th);
-  } else {
-    decode.target_width = decode.target_height = static_cast<int>(options_.imgsz);
-  }
-  DecodedImage decoded = decode_image(path, decode);
+  DecodedImage decoded = decode(index);
   // Down to half size (always, after DCT scaling) two-tap bilinear misses no pixel: do it on the 8-bit
   // image in fixed point, several times cheaper than LibTorch's float resize (3 of the 4 ms a tile took).
   {
@@ -142,21 +165,9 @@ Sample Loader::load(int64_t index) {
       decoded.image = resize_linear(decoded.image, static_cast<int>(tw), static_cast<int>(th));
   }
   const int64_t w = decoded.image.width, h = decoded.image.height;
-  {
-    std::lock_guard<std::mutex> lock(cache_mutex_);
-    original_size_[static_cast<std::size_t>(index)] = {decoded.info.width, decoded.info.height};
-  }
-  // Boxes are in pixels of the full displayed image; the decoded one may be smaller (DCT scaling).
-  const double sx = static_cast<double>(w) / decoded.info.width, sy = static_cast<double>(h) / decoded.info.height;
   std::vector<float> boxes;
   std::vector<int64_t> labels;
-  for (const auto& a : record.annotations) {
-    const Box b = a.box.convert(BoxFormat::xyxy);
-    if (!b.is_finite()) continue;
-    boxes.insert(boxes.end(), {static_cast<float>(b.a * sx), static_cast<float>(b.b * sy), static_cast<float>(b.c * sx),
-                               static_cast<float>(b.d * sy)});
-    labels.push_back(a.category_id);
-  }
+  boxes_of(index, w, h, decoded.info.width, decoded.info.height, boxes, labels);
   at::Tensor pixels = at::empty({3, h, w}, at::kByte);
   pixels.copy_(at::from_blob(const_cast<uint8_t*>(decoded.image.pixels.data()), {h, w, 3}, at::kByte).permute({2, 0, 1}));
   const auto n = static_cast<int64_t>(labels.size());
@@ -173,6 +184,40 @@ Sample Loader::load(int64_t index) {
   return sample;
 }
 
+Sample Loader::load_source(int64_t index) {
+  DETKIT_ASSERT(index >= 0 && index < size(), "sample index out of range");
+  if (options_.cache_ram) return load(index);  // the cache holds training-size samples
+  auto decoded = std::make_shared<DecodedImage>(decode(index));
+  const int64_t w = decoded->image.width, h = decoded->image.height;
+  std::vector<float> boxes;
+  std::vector<int64_t> labels;
+  boxes_of(index, w, h, decoded->info.width, decoded->info.height, boxes, labels);
+  // The decoded pixels as a [3, H, W] view of the interleaved buffer (no copy); the tensor owns the buffer.
+  uint8_t* data = decoded->image.pixels.data();
+  Sample s;
+  s.image = at::from_blob(data, {h, w, 3}, [decoded](void*) mutable { decoded.reset(); }, at::TensorOptions().dtype(at::kByte))
+                .permute({2, 0, 1});
+  // Clipped to the image, as make_sample does; boxes left with no area are dropped.
+  std::vector<float> kept;
+  std::vector<int64_t> kept_labels;
+  const float fw = static_cast<float>(w), fh = static_cast<float>(h);
+  for (std::size_t k = 0; k < labels.size(); ++k) {
+    const float x1 = std::clamp(boxes[4 * k], 0.f, fw), y1 = std::clamp(boxes[4 * k + 1], 0.f, fh);
+    const float x2 = std::clamp(boxes[4 * k + 2], 0.f, fw), y2 = std::clamp(boxes[4 * k + 3], 0.f, fh);
+    if (!(x2 > x1 && y2 > y1)) continue;
+    kept.insert(kept.end(), {x1, y1, x2, y2});
+    kept_labels.push_back(labels[k]);
+  }
+  const auto n = static_cast<int64_t>(kept_labels.size());
+  s.boxes = at::empty({n, 4}, at::kFloat);
+  s.labels = at::empty({n}, at::kLong);
+  if (n > 0) {
+    std::memcpy(s.boxes.data_ptr<float>(), kept.data(), kept.size() * sizeof(float));
+    std::memcpy(s.labels.data_ptr<int64_t>(), kept_labels.data(), kept_labels.size() * sizeof(int64_t));
+  }
+  return s;
+}
+
 Sample Loader::sample(int64_t epoch, int64_t index) {
   if (!options_.augment) return letterbox(load(index), options_.imgsz).sample;
   RecipeOptions recipe;
@@ -180,7 +225,7 @@ Sample Loader::sample(int64_t epoch, int64_t index) {
   recipe.size = options_.imgsz;
   recipe.mosaic = !(options_.epochs > 0 && epoch >= options_.epochs - options_.recipe.close_mosaic);
   Rng rng = Rng::for_sample(options_.seed, epoch, index);
-  return apply_recipe(index, size(), [this](int64_t i) { return load(i); }, recipe, rng,
+  return apply_recipe(index, size(), [this](int64_t i) { return load_source(i); }, recipe, rng,
                       [this](int64_t i, const std::exception& e) { note_bad_file(i, e); });
 }
 

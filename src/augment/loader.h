@@ -36,6 +36,7 @@
 #include "core/fs.h"
 #include "core/run_config.h"
 #include "data/dataset.h"
+#include "data/image_io.h"
 
 namespace detkit::augment {
 
@@ -123,6 +124,11 @@ class Loader {
   // Sample `index` decoded, boxes in pixels, longer side imgsz (from the cache when on). Throws DataError
   // naming the file when the image cannot be read.
   Sample load(int64_t index);
+  // Sample `index` as the recipe reads it: the decoded image at its decoded size (DCT-scaled JPEGs, else
+  // full size), a [3, H, W] view of the decoder's interleaved buffer, boxes in its pixels. The recipe
+  // scales it to training size in the same resampling as its affine. From the cache (training size) when
+  // cache: ram is on. Throws DataError like load().
+  Sample load_source(int64_t index);
   // Sample `index` of `epoch` as the recipe makes it (what a batch holds), without the loader's threads.
   Sample sample(int64_t epoch, int64_t index);
 
@@ -131,6 +137,9 @@ class Loader {
   void worker_main();
   Batch build_batch(int64_t number);
   void note_bad_file(int64_t index, const std::exception& error);
+  DecodedImage decode(int64_t index);  // with DCT scaling toward the training size; records the original size
+  void boxes_of(int64_t index, int64_t width, int64_t height, int64_t full_width, int64_t full_height,
+                std::vector<float>& boxes, std::vector<int64_t>& labels) const;
 
   LoaderOptions options_;
   std::vector<ImageRecord> records_;  // annotations' category_id replaced by the 0-based class index

@@ -364,6 +364,152 @@ TEST(AugmentRecipe, FullRecipeKeepsBoxesTightAndIsDeterministic) {
   }
 }
 
+// The loader gives decoded images at any size; the recipe scales each to longer side `size` in the same
+// single resampling as the mosaic and the affine. With nearest neighbour, one resampling: boxes within a pixel.
+TEST(AugmentRecipe, LoadsOfAnySizeAreResampledOnceWithTightBoxes) {
+  RecipeOptions options;
+  options.config.hsv_h = options.config.hsv_s = options.config.hsv_v = 0;
+  options.config.flipud = 0.5;
+  options.config.crop = 0.5;
+  options.size = 64;
+  options.interp = Interp::nearest;
+  constexpr int kImages = 5, kBoxes = 6;
+  int64_t loads = 0;
+  const LoadFn load = [&](int64_t i) {
+    Rng paint(200 + static_cast<uint64_t>(i));
+    return painted(70 + 31 * i, 140 - 17 * i, kBoxes, paint, kBoxes * loads++);  // 70x140 .. 194x72
+  };
+  for (double mosaic_p : {0.0, 1.0}) {
+    options.config.mosaic = mosaic_p;
+    for (int64_t index = 0; index < kImages; ++index) {
+      for (int64_t epoch = 0; epoch < 4; ++epoch) {
+        Rng rng = Rng::for_sample(5, epoch, index);
+        loads = 0;
+        const Sample out = apply_recipe(index, kImages, load, options, rng);
+        EXPECT_EQ(out.image.sizes(), (at::IntArrayRef{3, 64, 64}));
+        expect_boxes_bound_pixels(out, 4 * kBoxes, 1.01);
+        Rng again = Rng::for_sample(5, epoch, index);
+        loads = 0;
+        const Sample repeat = apply_recipe(index, kImages, load, options, again);
+        EXPECT_TRUE(at::equal(out.image, repeat.image));
+        EXPECT_TRUE(at::equal(out.boxes, repeat.boxes));
+      }
+    }
+  }
+}
+
+// The fused CPU path (uint8 tiles of any size, each read straight into the output) against the invariant:
+// every surviving box bounds its pixels within one pixel, every visible colour keeps its box.
+TEST(AugmentOps, FusedMosaicAffineKeepsBoxesTightFromTilesOfAnySize) {
+  AugmentConfig cfg;
+  cfg.degrees = 0, cfg.shear = 0, cfg.scale = 0.5, cfg.translate = 0.1;
+  Rng rng(12);
+  for (int trial = 0; trial < 12; ++trial) {
+    std::array<Sample, 4> tiles;
+    for (int i = 0; i < 4; ++i) tiles[i] = painted(60 + 37 * ((trial + i) % 4), 50 + 29 * ((trial + 2 * i) % 5), 6, rng, 6 * i);
+    const int64_t xc = static_cast<int64_t>(rng.uniform(0.5, 1.5) * 64), yc = static_cast<int64_t>(rng.uniform(0.5, 1.5) * 64);
+    const Affine a = random_affine(rng, cfg, 128, 128, 64, 64);
+    const Sample out = mosaic_affine(tiles, 64, xc, yc, a, 64, 64, BoxFilter{0, 2}, Interp::nearest);
+    EXPECT_EQ(out.image.sizes(), (at::IntArrayRef{3, 64, 64}));
+    expect_boxes_bound_pixels(out, 24, 1.01, true, 4);
+    // Letterbox and affine in one resampling, likewise.
+    const Sample boxed = letterbox_affine(tiles[trial % 4], 64, random_affine(rng, cfg, 64, 64, 64, 64), 64, 64,
+                                          BoxFilter{0, 2}, Interp::nearest);
+    expect_boxes_bound_pixels(boxed, 24, 1.01, true, 4);
+  }
+}
+
+// The fused path and the generic one (float tiles: scale each, mosaic(), warp_affine()) give the same
+// boxes within a pixel (the generic affine rounds its scale to whole output pixels) and the same picture.
+TEST(AugmentOps, FusedMosaicAffineAgreesWithTheGenericPath) {
+  AugmentConfig cfg;
+  cfg.degrees = 0, cfg.shear = 0, cfg.scale = 0.5, cfg.translate = 0.1;
+  Rng rng(13);
+  for (int trial = 0; trial < 8; ++trial) {
+    std::array<Sample, 4> bytes, floats;
+    for (int i = 0; i < 4; ++i) {
+      bytes[i] = painted(96 - 17 * (i % 2), 96 - 23 * (i / 2), 6, rng, 6 * i);  // longer side 96 = size
+      // A smooth background, so the pictures can be compared, not just the boxes.
+      bytes[i].image = (bytes[i].image.to(at::kInt) +
+                        at::arange(bytes[i].width(), at::kInt).view({1, 1, -1}) + at::arange(bytes[i].height(), at::kInt).view({1, -1, 1}))
+                           .clamp(0, 255)
+                           .to(at::kByte);
+      floats[i] = bytes[i];
+      floats[i].image = bytes[i].image.to(at::kFloat);
+    }
+    const int64_t xc = static_cast<int64_t>(rng.uniform(0.5, 1.5) * 96), yc = static_cast<int64_t>(rng.uniform(0.5, 1.5) * 96);
+    const Affine a = random_affine(rng, cfg, 192, 192, 96, 96);
+    const Sample fast = mosaic_affine(bytes, 96, xc, yc, a, 96, 96, BoxFilter{0.2, 2});
+    const Sample generic = mosaic_affine(floats, 96, xc, yc, a, 96, 96, BoxFilter{0.2, 2});
+    EXPECT_EQ(fast.image.scalar_type(), at::kByte);
+    EXPECT_EQ(generic.image.scalar_type(), at::kFloat);
+    // A box right at a filter threshold (min_visible, min_box_px) may be kept by one and dropped by the
+    // other: at most one per mosaic; every box both keep agrees within a pixel.
+    int64_t common = 0;
+    for (int64_t i = 0; i < fast.box_count(); ++i)
+      for (int64_t k = 0; k < generic.box_count(); ++k) {
+        if (fast.labels[i].item<int64_t>() != generic.labels[k].item<int64_t>()) continue;
+        ++common;
+        EXPECT_LE((fast.boxes[i] - generic.boxes[k]).abs().max().item<double>(), 1.01) << "trial " << trial;
+      }
+    EXPECT_GE(common, std::max(fast.box_count(), generic.box_count()) - 1) << "trial " << trial;
+    EXPECT_GT(common, 0) << "trial " << trial;
+    const double mean_diff = (fast.image.to(at::kFloat) - generic.image.round()).abs().mean().item<double>();
+    EXPECT_LT(mean_diff, 6.0) << "trial " << trial;
+  }
+}
+
+// The uint8 colour step (integer matrix, CPU) agrees with the float matrix within a level, hue, contrast
+// and brightness included.
+TEST(AugmentColor, Uint8PathAgreesWithTheFloatMatrix) {
+  at::manual_seed(5);
+  AugmentConfig cfg;
+  cfg.hsv_h = 0.5, cfg.hsv_s = 0.9, cfg.hsv_v = 0.5, cfg.contrast = 0.5, cfg.brightness = 0.2;
+  Rng rng(14);
+  for (int trial = 0; trial < 20; ++trial) {
+    const Sample bytes = make_sample(at::randint(0, 256, {3, 17, 23}, at::kByte), at::Tensor(), at::Tensor());
+    Sample floats = bytes;
+    floats.image = bytes.image.to(at::kFloat);
+    const ColorJitter j = ColorJitter::random(rng, trial == 0 ? AugmentConfig{} : cfg);
+    const at::Tensor fast = adjust_color(bytes, j).image;
+    const at::Tensor reference = adjust_color(floats, j).image.round();
+    EXPECT_EQ(fast.scalar_type(), at::kByte);
+    EXPECT_LE((fast.to(at::kFloat) - reference).abs().max().item<double>(), 1.0) << "trial " << trial;
+  }
+}
+
+// On the CPU the recipe does colour and flips in one pass over the uint8 image; the float path runs the
+// separate ops. With the geometry an identity, they agree within a level (odd widths included).
+TEST(AugmentRecipe, ColourAndFlipsInOnePassMatchTheSeparateOps) {
+  RecipeOptions options;
+  options.config.mosaic = 0;
+  options.config.scale = options.config.translate = 0;
+  options.config.hsv_h = 0.3, options.config.brightness = 0.1, options.config.contrast = 0.3;
+  at::manual_seed(8);
+  for (const int64_t size : {45, 64, 13}) {
+    options.size = size;
+    const at::Tensor pixels = at::randint(0, 256, {3, size, size}, at::kByte);
+    Rng paint(3);
+    Sample bytes = painted(size, size, 3, paint);
+    bytes.image = at::maximum(bytes.image, pixels);
+    Sample floats = bytes;
+    floats.image = bytes.image.to(at::kFloat);
+    for (int64_t epoch = 0; epoch < 6; ++epoch) {
+      for (const double flipud : {0.0, 1.0}) {
+        options.config.flipud = flipud;
+        Rng a = Rng::for_sample(2, epoch, 0), b = Rng::for_sample(2, epoch, 0);
+        const Sample fast = apply_recipe(0, 1, [&](int64_t) { return bytes; }, options, a);
+        const Sample slow = apply_recipe(0, 1, [&](int64_t) { return floats; }, options, b);
+        ASSERT_EQ(fast.image.scalar_type(), at::kByte);
+        ASSERT_EQ(slow.image.scalar_type(), at::kFloat);
+        EXPECT_LE((fast.image.to(at::kFloat) - slow.image.round()).abs().max().item<double>(), 1.0) << size << " " << epoch;
+        EXPECT_TRUE(at::allclose(fast.boxes, slow.boxes)) << size << " " << epoch;
+        EXPECT_TRUE(at::equal(fast.labels, slow.labels));
+      }
+    }
+  }
+}
+
 TEST(AugmentRecipe, PartnerThatFailsToLoadLeavesAGreyTile) {
   RecipeOptions options;
   options.config.mosaic = 1;

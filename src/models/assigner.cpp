@@ -39,60 +39,63 @@ void check_inputs(const at::Tensor& scores, const at::Tensor& pred_boxes, const 
           "use alpha = 0.5, beta = 6");
 }
 
-// IoU of every box in `a` [G, 4] with every box in `b` [A, 4] (xyxy): [G, A]. Inverted boxes count as
-// empty, so a degenerate ground truth or prediction overlaps nothing.
-at::Tensor pairwise_iou(const at::Tensor& a, const at::Tensor& b, double eps) {
-  const at::Tensor ax1 = a.select(1, 0).unsqueeze(1), ay1 = a.select(1, 1).unsqueeze(1);
-  const at::Tensor ax2 = a.select(1, 2).unsqueeze(1), ay2 = a.select(1, 3).unsqueeze(1);
-  const at::Tensor bx1 = b.select(1, 0), by1 = b.select(1, 1), bx2 = b.select(1, 2), by2 = b.select(1, 3);
-  const at::Tensor inter = (at::minimum(ax2, bx2) - at::maximum(ax1, bx1)).clamp_min(0) *
-                           (at::minimum(ay2, by2) - at::maximum(ay1, by1)).clamp_min(0);
-  const at::Tensor area_a = (ax2 - ax1).clamp_min(0) * (ay2 - ay1).clamp_min(0);
-  const at::Tensor area_b = (bx2 - bx1).clamp_min(0) * (by2 - by1).clamp_min(0);
-  return inter / (area_a + area_b - inter + eps);
-}
-
-// One image's assignment of its G real boxes to A anchors. Each output row is written in place.
-struct ImageTargets {
-  at::Tensor labels, boxes, scores, foreground, gt_index;  // views into the batch outputs at one image
+// The assignment of a group of images at once: `labels` [N, M] (any value on padding rows), `boxes`
+// [N, M, 4], `real` [N, M] bool; `scores` [N, A, C], `pred_boxes` [N, A, 4]. Padding rows hold no anchor
+// (`inside` is false there), so they never claim one and the result equals an image-by-image assignment
+// of the real rows: topk and argmax see each image's row in the same order, padding ranks last.
+struct GroupTargets {
+  at::Tensor labels, boxes, scores, foreground, gt_index;  // views into the batch outputs at these images
 };
 
-void assign_image(const at::Tensor& scores, const at::Tensor& pred_boxes, const at::Tensor& anchors,
-                  const at::Tensor& labels, const at::Tensor& boxes, const at::Tensor& rows,
-                  const AssignerOptions& options, ImageTargets out) {
-  const int64_t anchor_count = scores.size(0), classes = scores.size(1), gt_count = boxes.size(0);
-  const at::Tensor ax = anchors.select(1, 0).unsqueeze(0), ay = anchors.select(1, 1).unsqueeze(0);
-  const at::Tensor x1 = boxes.select(1, 0).unsqueeze(1), y1 = boxes.select(1, 1).unsqueeze(1);
-  const at::Tensor x2 = boxes.select(1, 2).unsqueeze(1), y2 = boxes.select(1, 3).unsqueeze(1);
-  const at::Tensor inside =
-      at::minimum(at::minimum(ax - x1, ay - y1), at::minimum(x2 - ax, y2 - ay)) > options.eps;  // [G, A]
+void assign_group(const at::Tensor& scores, const at::Tensor& pred_boxes, const at::Tensor& anchors,
+                  const at::Tensor& labels, const at::Tensor& boxes, const at::Tensor& real,
+                  const AssignerOptions& options, GroupTargets out) {
+  const int64_t anchor_count = scores.size(1), classes = scores.size(2), rows = boxes.size(1);
+  const at::Tensor ax = anchors.select(1, 0).view({1, 1, -1}), ay = anchors.select(1, 1).view({1, 1, -1});
+  const at::Tensor x1 = boxes.select(2, 0).unsqueeze(2), y1 = boxes.select(2, 1).unsqueeze(2);
+  const at::Tensor x2 = boxes.select(2, 2).unsqueeze(2), y2 = boxes.select(2, 3).unsqueeze(2);
+  const at::Tensor inside = (at::minimum(at::minimum(ax - x1, ay - y1), at::minimum(x2 - ax, y2 - ay)) > options.eps)
+                                .logical_and_(real.unsqueeze(2));  // [N, M, A]
 
-  const at::Tensor iou = at::where(inside, pairwise_iou(boxes, pred_boxes, options.eps), 0.0);
-  const at::Tensor class_scores = scores.t().index_select(0, labels);  // [G, A]: each box's class
+  // IoU of every box with every prediction of its image; inverted boxes count as empty.
+  const at::Tensor px1 = pred_boxes.select(2, 0).unsqueeze(1), py1 = pred_boxes.select(2, 1).unsqueeze(1);
+  const at::Tensor px2 = pred_boxes.select(2, 2).unsqueeze(1), py2 = pred_boxes.select(2, 3).unsqueeze(1);
+  const at::Tensor inter = (at::minimum(x2, px2) - at::maximum(x1, px1)).clamp_min(0) *
+                           (at::minimum(y2, py2) - at::maximum(y1, py1)).clamp_min(0);
+  const at::Tensor area_g = (x2 - x1).clamp_min(0) * (y2 - y1).clamp_min(0);
+  const at::Tensor area_p = (px2 - px1).clamp_min(0) * (py2 - py1).clamp_min(0);
+  const at::Tensor iou = at::where(inside, inter / (area_g + area_p - inter + options.eps), 0.0);
+
+  const at::Tensor safe_labels = labels.clamp(0, classes - 1);  // padding rows: any class, never used
+  const at::Tensor class_scores =
+      scores.transpose(1, 2).gather(1, safe_labels.unsqueeze(2).expand({-1, -1, anchor_count}));  // [N, M, A]
   const at::Tensor metric = at::where(inside, class_scores.pow(options.alpha) * iou.pow(options.beta), 0.0);
 
   const int64_t k = std::min(options.topk, anchor_count);
-  const at::Tensor top = std::get<1>(metric.topk(k, 1));
-  const at::Tensor claimed =
-      at::zeros({gt_count, anchor_count}, inside.options()).scatter_(1, top, true).logical_and_(metric > 0);
+  const at::Tensor top = std::get<1>(metric.topk(k, 2));
+  const at::Tensor claimed = at::zeros_like(inside).scatter_(2, top, true).logical_and_(metric > 0);
 
-  // An anchor claimed by several boxes goes to the claimant it overlaps most; -1 ranks the others last.
-  const at::Tensor winner = at::where(claimed, iou, -1.0).argmax(0);  // [A], local box index
-  const at::Tensor foreground = claimed.any(0);
-  const at::Tensor won = (at::arange(gt_count, winner.options()).unsqueeze(1) == winner.unsqueeze(0))
-                             .logical_and_(foreground.unsqueeze(0));  // [G, A], one box per positive
+  // An anchor claimed by several boxes goes to the claimant it overlaps most (the first on a tie); -1
+  // ranks the others last.
+  const at::Tensor winner = at::where(claimed, iou, -1.0).argmax(1);  // [N, A], row index m
+  const at::Tensor foreground = claimed.any(1);
+  const at::Tensor won = (at::arange(rows, winner.options()).view({1, -1, 1}) == winner.unsqueeze(1))
+                             .logical_and_(foreground.unsqueeze(1));  // [N, M, A], one box per positive
 
   const at::Tensor won_metric = at::where(won, metric, 0.0);
-  const at::Tensor best_metric = won_metric.amax(1, true), best_iou = at::where(won, iou, 0.0).amax(1, true);
-  const at::Tensor alignment = (won_metric * best_iou / (best_metric + options.eps)).amax(0);  // [A]
+  const at::Tensor best_metric = won_metric.amax(2, true), best_iou = at::where(won, iou, 0.0).amax(2, true);
+  const at::Tensor alignment = (won_metric * best_iou / (best_metric + options.eps)).amax(1);  // [N, A]
 
-  const at::Tensor assigned_labels = labels.index_select(0, winner);
+  const at::Tensor assigned_labels = safe_labels.gather(1, winner);
   out.foreground.copy_(foreground);
-  out.gt_index.copy_(at::where(foreground, rows.index_select(0, winner), -1));
+  out.gt_index.copy_(at::where(foreground, winner, -1));
   out.labels.copy_(at::where(foreground, assigned_labels, classes));
-  out.boxes.copy_(at::where(foreground.unsqueeze(1), boxes.index_select(0, winner), 0.0));
-  out.scores.zero_().scatter_(1, assigned_labels.unsqueeze(1), at::where(foreground, alignment, 0.0).unsqueeze(1));
+  out.boxes.copy_(at::where(foreground.unsqueeze(2), boxes.gather(1, winner.unsqueeze(2).expand({-1, -1, 4})), 0.0));
+  out.scores.zero_().scatter_(2, assigned_labels.unsqueeze(2), at::where(foreground, alignment, 0.0).unsqueeze(2));
 }
+
+// Images per group: as many as keep the [N, M, A] working tensors under about 16M elements each.
+constexpr int64_t kGroupElements = int64_t{1} << 24;
 
 }  // namespace
 
@@ -130,12 +133,19 @@ Assignment assign_task_aligned(const at::Tensor& scores, const at::Tensor& pred_
   const at::Tensor score_f = scores.detach().to(at::kFloat), pred_f = pred_boxes.detach().to(at::kFloat);
   const at::Tensor anchors_f = anchors.detach().to(float_options);
   const at::Tensor boxes_f = gt_boxes.detach().to(at::kFloat);
-  for (int64_t b = 0; b < batch; ++b) {
-    const at::Tensor rows = real[b].nonzero().squeeze(1).to(device);
-    if (rows.numel() == 0) continue;
-    assign_image(score_f[b], pred_f[b], anchors_f, labels_all[b].to(device).index_select(0, rows),
-                 boxes_f[b].index_select(0, rows), rows, options,
-                 {out.labels[b], out.boxes[b], out.scores[b], out.foreground[b], out.gt_index[b]});
+  const at::Tensor real_d = real.to(device), labels_d = labels_all.to(device);
+  // Rows past the last real one of every image are padding: trimmed, so they cost nothing.
+  const at::Tensor any_real = real.any(0);
+  if (!any_real.any().item<bool>()) return out;
+  const int64_t rows = any_real.nonzero().max().item<int64_t>() + 1;
+  const int64_t group = std::max<int64_t>(1, kGroupElements / std::max<int64_t>(1, rows * anchor_count));
+  for (int64_t begin = 0; begin < batch; begin += group) {
+    const int64_t n = std::min(group, batch - begin);
+    assign_group(score_f.narrow(0, begin, n), pred_f.narrow(0, begin, n), anchors_f,
+                 labels_d.narrow(0, begin, n).narrow(1, 0, rows), boxes_f.narrow(0, begin, n).narrow(1, 0, rows),
+                 real_d.narrow(0, begin, n).narrow(1, 0, rows), options,
+                 {out.labels.narrow(0, begin, n), out.boxes.narrow(0, begin, n), out.scores.narrow(0, begin, n),
+                  out.foreground.narrow(0, begin, n), out.gt_index.narrow(0, begin, n)});
   }
   return out;
 }

@@ -48,8 +48,9 @@ struct Assignment {
 //   gt_boxes    [B, M, 4] xyxy pixels (any value on padding rows);
 //   gt_mask     [B, M, 1] nonzero/true for real boxes, zero/false for padding.
 // Guarantees: every output is a function of the real rows only; an image without boxes (or M == 0) gets
-// no foreground. Degenerate boxes (no anchor strictly inside) get no positives. Work is done image by
-// image, so memory peaks at a few [M_b, A] tensors, M_b being that image's real boxes.
+// no foreground. Degenerate boxes (no anchor strictly inside) get no positives. Work is done for groups of
+// images at once (all of them when the batch is small), each group's [N, M, A] working tensors kept under
+// about 16M elements, M being the most real boxes of an image in the batch.
 // Throws UsageError for inconsistent shapes, an option out of range (topk < 1, alpha or beta < 0) or a
 // real box's class outside [0, C).
 Assignment assign_task_aligned(const at::Tensor& scores, const at::Tensor& pred_boxes, const at::Tensor& anchors,

@@ -172,6 +172,22 @@ TEST(LrFind, SweepsTheRateGeometricallyAndWritesTheCurve) {
   EXPECT_EQ(a.suggested_lr, b.suggested_lr);
 }
 
+TEST(LrFind, AMissingSplitOrNoClassesIsAUsageErrorWithTheFix) {
+  TempDir dir;
+  const DatasetSource source = synth_dataset(dir);
+  LrFindRequest r;
+  r.config = tiny_config(dir);
+  r.dataset = &source.dataset;
+  r.split = "training";
+  EXPECT_THROW_WITH(find_learning_rate(r), UsageError, "the dataset has no training images in split 'training'",
+                    "--train-split");
+  Dataset no_classes = source.dataset;
+  no_classes.categories.clear();
+  r.dataset = &no_classes;
+  r.split = "train";
+  EXPECT_THROW_WITH(find_learning_rate(r), UsageError, "the dataset declares no classes", "declare the classes");
+}
+
 TEST(LrFind, StopsWhenTheLossDiverges) {
   TempDir dir;
   const DatasetSource source = synth_dataset(dir);

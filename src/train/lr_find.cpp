@@ -111,13 +111,7 @@ LrFindResult find_learning_rate(const LrFindRequest& request) {
   const auto start = std::chrono::steady_clock::now();
   const Dataset& dataset = *request.dataset;
   RunConfig config = request.config;
-  const Split* split = dataset.find_split(request.split);
-  if (!split || split->images.empty())
-    throw UsageError({cat("the dataset has no training images in split '", request.split, "'"), "",
-                      "name the training split with --train-split, or check the dataset's layout with 'detkit check'"});
-  if (dataset.categories.empty())
-    throw UsageError({"the dataset declares no classes", "a detector needs at least one class to learn",
-                      "declare the classes (COCO 'categories', YOLO 'names', VOC object names)"});
+  const Split* split = &training_split(dataset, request.split);
   const auto classes = static_cast<int64_t>(dataset.categories.size());
   const c10::Device device = resolve_device(config.device);
   if (device.is_cuda() && config.gpu_memory_fraction > 0)
@@ -131,11 +125,7 @@ LrFindResult find_learning_rate(const LrFindRequest& request) {
   models::YoloDetector model = make_detector(config, classes, device);
   model->train();
   OptimizerSetup setup = make_optimizer(model, config, accumulate);
-  models::LossOptions loss_options;
-  loss_options.box_gain = config.box_gain;
-  loss_options.cls_gain = config.cls_gain;
-  loss_options.dfl_gain = config.dfl_gain;
-  const models::DetectionLoss loss(loss_options);
+  const models::DetectionLoss loss(loss_options(config));
   const Precision precision = choose_precision(config, device);
   LossScaler scaler(precision.loss_scaling);
   augment::LoaderOptions lo = train_loader_options(config, device);

@@ -17,6 +17,7 @@
 
 #include "augment/loader.h"
 #include "augment/multiscale.h"
+#include "train/setup.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/text.h"
@@ -345,10 +346,6 @@ std::pair<double, double> fit_line(const std::vector<StepMeasurement>& steps) {
   if (denominator <= 0) return {0.0, sy / std::max(sx, 1.0)};
   const double slope = (n * sxy - sx * sy) / denominator;
   return {(sy - slope * sx) / n, slope};
-}
-
-int64_t accumulation(int64_t batch, int64_t nominal_batch) {
-  return std::max<int64_t>(1, std::llround(static_cast<double>(nominal_batch) / static_cast<double>(batch)));
 }
 
 uint64_t clamp_bytes(double v) { return v <= 0 ? 0 : static_cast<uint64_t>(std::llround(v)); }

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "augment/multiscale.h"
+#include "core/error.h"
 #include "core/text.h"
 #include "core/torch/compat.h"
 #include "infer/predict.h"
@@ -22,8 +23,31 @@ models::YoloDetector make_detector(const RunConfig& config, int64_t classes, con
   return model;
 }
 
-int64_t accumulation(const RunConfig& config) {
-  return std::max<int64_t>(1, std::llround(static_cast<double>(config.nominal_batch) / static_cast<double>(config.batch)));
+const Split& training_split(const Dataset& dataset, const std::string& name) {
+  const Split* split = dataset.find_split(name);
+  if (!split || split->images.empty()) {
+    std::vector<std::string> names;
+    for (const auto& s : dataset.splits) names.push_back(s.name + " (" + std::to_string(s.images.size()) + " images)");
+    throw UsageError({cat("the dataset has no training images in split '", name, "'"),
+                      cat("its splits: ", names.empty() ? std::string("none") : join(names, ", ")),
+                      "name the training split with --train-split, or check the dataset's layout with 'detkit check'"});
+  }
+  if (dataset.categories.empty())
+    throw UsageError({"the dataset declares no classes", "a detector needs at least one class to learn",
+                      "declare the classes (COCO 'categories', YOLO 'names', VOC object names)"});
+  return *split;
+}
+
+int64_t accumulation(int64_t batch, int64_t nominal_batch) {
+  return std::max<int64_t>(1, std::llround(static_cast<double>(nominal_batch) / static_cast<double>(batch)));
+}
+
+models::LossOptions loss_options(const RunConfig& config) {
+  models::LossOptions options;
+  options.box_gain = config.box_gain;
+  options.cls_gain = config.cls_gain;
+  options.dfl_gain = config.dfl_gain;
+  return options;
 }
 
 OptimizerSetup make_optimizer(models::YoloDetector& model, const RunConfig& config, int64_t accumulate) {

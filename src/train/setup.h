@@ -11,17 +11,26 @@
 
 #include "augment/loader.h"
 #include "core/run_config.h"
+#include "data/dataset.h"
 #include "models/loss.h"
 #include "models/yolo.h"
 
 namespace detkit::train {
 
+// The split to train on, checked: it exists and has images, and the dataset declares classes. Throws
+// UsageError naming the dataset's splits, or the missing classes, with the fix.
+const Split& training_split(const Dataset& dataset, const std::string& name);
+
 // A fresh detector for `classes` classes as config.model / config.stride4 say, on `device`. The weights
 // come from LibTorch's generator: seed it first for a reproducible start.
 models::YoloDetector make_detector(const RunConfig& config, int64_t classes, const c10::Device& device);
 
-// Gradient accumulation that reaches config.nominal_batch with micro-batches of config.batch (>= 1).
-int64_t accumulation(const RunConfig& config);
+// Gradient accumulation that reaches `nominal_batch` with micro-batches of `batch` (>= 1).
+int64_t accumulation(int64_t batch, int64_t nominal_batch);
+inline int64_t accumulation(const RunConfig& config) { return accumulation(config.batch, config.nominal_batch); }
+
+// The loss's gains from the run configuration.
+models::LossOptions loss_options(const RunConfig& config);
 
 struct OptimizerSetup {
   std::unique_ptr<torch::optim::Optimizer> optimizer;

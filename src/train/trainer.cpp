@@ -184,23 +184,13 @@ class Trainer {
 
 Trainer::Trainer(const TrainRequest& request) : request_(request), config_(request.config), dataset_(*request.dataset) {
   DETKIT_ASSERT(request.dataset != nullptr, "train() needs a dataset");
-  train_split_ = dataset_.find_split(request.train_split);
-  if (!train_split_ || train_split_->images.empty()) {
-    std::vector<std::string> names;
-    for (const auto& s : dataset_.splits) names.push_back(s.name + " (" + std::to_string(s.images.size()) + " images)");
-    throw UsageError({cat("the dataset has no training images in split '", request.train_split, "'"),
-                      cat("its splits: ", names.empty() ? std::string("none") : join(names, ", ")),
-                      "name the training split with --train-split, or check the dataset's layout with 'detkit check'"});
-  }
+  train_split_ = &training_split(dataset_, request.train_split);
   if (!request.val_split.empty()) {
     val_split_ = dataset_.find_split(request.val_split);
     if (!val_split_ || val_split_->images.empty())
       throw UsageError({cat("the dataset has no validation images in split '", request.val_split, "'"), "",
                         "name the validation split with --val-split, or train without one with --val-split ''"});
   }
-  if (dataset_.categories.empty())
-    throw UsageError({"the dataset declares no classes", "a detector needs at least one class to learn",
-                      "declare the classes (COCO 'categories', YOLO 'names', VOC object names)"});
   for (const auto& c : dataset_.categories) class_names_.push_back(c.name);
   inject_oom_ = parse_step_list("inject_oom", config_.inject_oom);
   inject_nonfinite_ = parse_step_list("inject_nonfinite", config_.inject_nonfinite);
@@ -549,11 +539,7 @@ TrainResult Trainer::run() {
   }
   accumulate_ = accumulation(config_);
   build_optimizer();
-  models::LossOptions loss_options;
-  loss_options.box_gain = config_.box_gain;
-  loss_options.cls_gain = config_.cls_gain;
-  loss_options.dfl_gain = config_.dfl_gain;
-  loss_ = std::make_unique<models::DetectionLoss>(loss_options);
+  loss_ = std::make_unique<models::DetectionLoss>(loss_options(config_));
 
   if (device_.is_cuda()) {
     if (config_.gpu_memory_fraction > 0) compat::cuda_set_memory_fraction(config_.gpu_memory_fraction, device_.index());

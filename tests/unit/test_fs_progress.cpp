@@ -1,7 +1,12 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include "core/fs.h"
+#include "core/host_allocator.h"
 #include "core/progress.h"
 #include "core/threads.h"
 #include "test_util.h"
@@ -80,3 +85,29 @@ TEST(Threads, DefaultIsEveryAvailableCore) {
   set_thread_count(0);
   EXPECT_EQ(thread_count(), available_cores());
 }
+
+TEST(HostAllocator, UserSettingsWin) {
+  const auto opted_out = keep_freed_memory_for_reuse("system", nullptr);
+  EXPECT_FALSE(opted_out.applied);
+  EXPECT_NE(opted_out.reason.find("DETKIT_HOST_ALLOCATOR=system"), std::string::npos);
+  const auto tuned = keep_freed_memory_for_reuse(nullptr, "glibc.malloc.arena_max=2");
+  EXPECT_FALSE(tuned.applied);
+  EXPECT_NE(tuned.reason.find("GLIBC_TUNABLES"), std::string::npos);
+}
+
+#ifdef __GLIBC__
+// After the call, a 64 MiB block (above glibc's largest automatic mmap threshold, 32 MiB) comes from the
+// heap instead of its own mapping, and freeing it leaves the heap at its size for the next step.
+TEST(HostAllocator, LargeFreedBlocksStayInTheHeap) {
+  const auto setup = keep_freed_memory_for_reuse(nullptr, "glibc.rtld.optional_static_tls=512");
+  ASSERT_TRUE(setup.applied) << setup.reason;
+  constexpr size_t kBlock = 64u << 20;
+  const auto mapped_before = mallinfo2().hblks;
+  void* block = std::malloc(kBlock);
+  ASSERT_NE(block, nullptr);
+  static_cast<volatile char*>(block)[kBlock - 1] = 1;
+  EXPECT_EQ(mallinfo2().hblks, mapped_before) << "the block got its own mapping";
+  std::free(block);
+  EXPECT_GE(mallinfo2().arena, kBlock) << "the heap was trimmed after the free";
+}
+#endif

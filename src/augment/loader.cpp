@@ -219,6 +219,14 @@ Sample Loader::load_source(int64_t index) {
 }
 
 Sample Loader::sample(int64_t epoch, int64_t index) {
+  std::vector<BadFile> bad_files;
+  Sample s = sample(epoch, index, bad_files);
+  std::lock_guard<std::mutex> lock(mutex_);
+  apply_bad_files(bad_files);
+  return s;
+}
+
+Sample Loader::sample(int64_t epoch, int64_t index, std::vector<BadFile>& bad_files) {
   if (!options_.augment) return letterbox(load(index), options_.imgsz).sample;
   RecipeOptions recipe;
   recipe.config = options_.recipe;
@@ -226,17 +234,22 @@ Sample Loader::sample(int64_t epoch, int64_t index) {
   recipe.mosaic = !(options_.epochs > 0 && epoch >= options_.epochs - options_.recipe.close_mosaic);
   Rng rng = Rng::for_sample(options_.seed, epoch, index);
   return apply_recipe(index, size(), [this](int64_t i) { return load_source(i); }, recipe, rng,
-                      [this](int64_t i, const std::exception& e) { note_bad_file(i, e); });
+                      [&bad_files](int64_t i, const std::exception& e) { record_bad_file(bad_files, i, e); });
 }
 
-void Loader::note_bad_file(int64_t index, const std::exception& error) {
-  const std::string file = (image_dir_ / records_[static_cast<std::size_t>(index)].file_name).string();
-  std::lock_guard<std::mutex> lock(mutex_);
-  ++stats_.skipped;
-  if (bad_set_.insert(file).second) {
-    stats_.bad_files.push_back(file);
-    const auto* detkit_error = dynamic_cast<const Error*>(&error);
-    log_warn("skipping ", file, ": ", detkit_error ? detkit_error->message() : std::string(error.what()));
+void Loader::record_bad_file(std::vector<BadFile>& bad_files, int64_t index, const std::exception& error) {
+  const auto* detkit_error = dynamic_cast<const Error*>(&error);
+  bad_files.push_back({index, detkit_error ? detkit_error->message() : std::string(error.what())});
+}
+
+void Loader::apply_bad_files(const std::vector<BadFile>& bad_files) {
+  for (const BadFile& bad : bad_files) {
+    const std::string file = (image_dir_ / records_[static_cast<std::size_t>(bad.index)].file_name).string();
+    ++stats_.skipped;
+    if (bad_set_.insert(file).second) {
+      stats_.bad_files.push_back(file);
+      log_warn("skipping ", file, ": ", bad.message);
+    }
   }
 }
 
@@ -278,6 +291,7 @@ void Loader::stop_workers() {
 }
 
 void Loader::worker_main() {
+  if (options_.background) lower_current_thread_priority();
   for (;;) {
     int64_t number;
     {
@@ -287,9 +301,11 @@ void Loader::worker_main() {
       number = next_claim_++;
     }
     try {
-      Batch batch = build_batch(number);
+      Built built = build_batch(number);
       std::lock_guard<std::mutex> lock(mutex_);
-      ready_.emplace(number, std::move(batch));
+      fastest_build_ = fastest_build_ > 0 ? std::min(fastest_build_, built.seconds) : built.seconds;
+      // next() may have built this batch itself meanwhile (and moved past it): then this copy is dropped.
+      if (number >= consumed_) ready_.emplace(number, std::move(built));
     } catch (...) {
       std::lock_guard<std::mutex> lock(mutex_);
       if (!failure_) failure_ = std::current_exception();
@@ -299,8 +315,10 @@ void Loader::worker_main() {
   }
 }
 
-Batch Loader::build_batch(int64_t number) {
-  Batch batch;
+Loader::Built Loader::build_batch(int64_t number) {
+  const auto start = std::chrono::steady_clock::now();
+  Built built;
+  Batch& batch = built.batch;
   batch.epoch = epoch_;
   batch.number = number;
   const int64_t begin = number * options_.batch, end = std::min(begin + options_.batch, size());
@@ -309,7 +327,7 @@ Batch Loader::build_batch(int64_t number) {
     const int64_t index = order_[static_cast<std::size_t>(p)];
     try {
       if (options_.augment) {
-        samples.push_back(sample(epoch_, index));
+        samples.push_back(sample(epoch_, index, built.bad_files));
       } else {
         const Sample loaded = load(index);
         Letterboxed boxed = letterbox(loaded, options_.imgsz);
@@ -329,7 +347,7 @@ Batch Loader::build_batch(int64_t number) {
       }
       batch.indices.push_back(index);
     } catch (const DataError& e) {
-      note_bad_file(index, e);
+      record_bad_file(built.bad_files, index, e);
       ++batch.skipped;
     }
   }
@@ -348,7 +366,8 @@ Batch Loader::build_batch(int64_t number) {
   }
   batch.targets = targets.empty() ? at::zeros({0, 6}, at::kFloat) : at::cat(targets, 0);
   if (pinned) batch.targets = batch.targets.pin_memory();
-  return batch;
+  built.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return built;
 }
 
 std::optional<Batch> Loader::next() {
@@ -358,15 +377,54 @@ std::optional<Batch> Loader::next() {
     std::unique_lock<std::mutex> lock(mutex_);
     DETKIT_ASSERT(epoch_ >= 0, "Loader::next() called before start_epoch()");
     if (consumed_ >= batch_count_) return std::nullopt;
-    changed_.wait(lock, [this] { return failure_ || ready_.count(consumed_) > 0; });
+    const int64_t number = consumed_;
+    // With background workers: build the batch here when no worker has started it, or when the one that
+    // has is overdue (starved at nice 19 by other processes).
+    bool build_here = false;
+    if (!options_.background) {
+      changed_.wait(lock, [this] { return failure_ || ready_.count(consumed_) > 0; });
+    } else {
+      const double patience = fastest_build_ > 0 ? std::max(0.02, 3 * fastest_build_) : 1.0;
+      const auto deadline = start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                        std::chrono::duration<double>(patience));
+      bool claimed_here = false;
+      for (;;) {
+        if (failure_ || ready_.count(number) > 0) break;
+        if (next_claim_ == number) {  // no worker has started it; none will now
+          ++next_claim_;
+          claimed_here = true;
+        }
+        if (claimed_here || std::chrono::steady_clock::now() >= deadline) {
+          build_here = true;
+          break;
+        }
+        changed_.wait_until(lock, deadline);
+      }
+    }
     if (failure_) {
       const auto failure = failure_;
       lock.unlock();
       stop_workers();
       std::rethrow_exception(failure);
     }
-    Batch batch = std::move(ready_.at(consumed_));
-    ready_.erase(consumed_);
+    Built built;
+    if (build_here) {
+      lock.unlock();
+      try {
+        built = build_batch(number);
+      } catch (...) {
+        stop_workers();
+        throw;
+      }
+      lock.lock();
+      ready_.erase(number);  // a worker's copy that finished meanwhile
+      ++stats_.built_by_caller;
+    } else {
+      built = std::move(ready_.at(number));
+      ready_.erase(number);
+    }
+    apply_bad_files(built.bad_files);
+    Batch batch = std::move(built.batch);
     ++consumed_;
     batch.wait_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     ++stats_.batches;

@@ -54,7 +54,18 @@ struct LoaderOptions {
   bool cache_ram = false;        // keep decoded images at training size in RAM
   uint64_t available_ram = 0;    // bytes the cache may compare against (0: MemAvailable from /proc/meminfo)
   std::string device = "cpu";    // where next() delivers batches: "cpu", "cuda", "cuda:N"
+  bool background = false;       // workers at the lowest CPU priority, next() builds what they have not
+                                 // (see below); for training on the CPU
 };
+
+// Background workers (LoaderOptions::background). When the training step itself runs on the CPU, its
+// intra-op threads wait for each other at the end of every parallel operation, so a worker that takes a
+// core from one of them stalls them all: on 2 cores, loader workers at normal priority made yolo-n's
+// forward pass ~1.5x slower than without them. Background workers run at nice 19 and so mostly use the
+// time the step leaves a core idle. Because a worker at nice 19 can starve when other processes keep every
+// core busy, next() never depends on one: it builds a batch no worker has started itself, at the caller's
+// priority, and builds a started one again when a worker has held it for 3x the fastest build seen (the
+// batch is the same either way: augmentation depends only on seed, epoch and image).
 
 struct Batch {
   at::Tensor images;              // uint8 [B, 3, imgsz, imgsz] on the loader's device
@@ -79,7 +90,8 @@ struct LoaderStats {
   int64_t batches = 0;
   int64_t samples = 0;
   int64_t skipped = 0;                 // sample loads that failed (a bad file counts each time it is met)
-  double wait_seconds = 0;             // total time next() waited
+  double wait_seconds = 0;             // total time next() waited (including batches it built itself)
+  int64_t built_by_caller = 0;         // batches next() built itself (background workers only)
   std::vector<std::string> bad_files;  // each unreadable image once, in the order found
 };
 
@@ -133,10 +145,23 @@ class Loader {
   Sample sample(int64_t epoch, int64_t index);
 
  private:
+  // An image that could not be read while building a batch: applied to the stats (and logged) only when
+  // the batch is delivered, so a batch built twice counts its bad files once.
+  struct BadFile {
+    int64_t index;
+    std::string message;
+  };
+  struct Built {
+    Batch batch;
+    std::vector<BadFile> bad_files;
+    double seconds = 0;  // how long building it took
+  };
   void stop_workers();
   void worker_main();
-  Batch build_batch(int64_t number);
-  void note_bad_file(int64_t index, const std::exception& error);
+  Built build_batch(int64_t number);
+  Sample sample(int64_t epoch, int64_t index, std::vector<BadFile>& bad_files);
+  static void record_bad_file(std::vector<BadFile>& bad_files, int64_t index, const std::exception& error);
+  void apply_bad_files(const std::vector<BadFile>& bad_files);  // with mutex_ held
   DecodedImage decode(int64_t index);  // with DCT scaling toward the training size; records the original size
   void boxes_of(int64_t index, int64_t width, int64_t height, int64_t full_width, int64_t full_height,
                 std::vector<float>& boxes, std::vector<int64_t>& labels) const;
@@ -162,7 +187,8 @@ class Loader {
   int64_t consumed_ = 0;
   bool stop_ = false;
   std::exception_ptr failure_;
-  std::map<int64_t, Batch> ready_;
+  std::map<int64_t, Built> ready_;
+  double fastest_build_ = 0;  // seconds, over this loader's batches so far (0: none yet)
   std::set<std::string> bad_set_;
   LoaderStats stats_;
 };

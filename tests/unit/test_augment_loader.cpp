@@ -175,6 +175,40 @@ TEST(Loader, CorruptImageIsNamedSkippedAndCounted) {
   EXPECT_THROW(loader.load(3), DataError);
 }
 
+// Background workers (nice 19; next() builds what they have not started, or again what they hold too
+// long) deliver exactly the foreground loader's batches, and a bad file met in a batch built twice still
+// counts once. One worker that may only work one batch ahead makes next() find unstarted batches.
+TEST(Loader, BackgroundWorkersGiveTheSameBatchesAndCountBadFilesOnce) {
+  TempDir dir;
+  const DatasetSource source = synth_dataset(dir, 12);
+  const Split& split = train(source);
+  std::ofstream(fs::path(split.image_dir) / split.images[5].file_name, std::ios::binary | std::ios::trunc) << "not an image";
+  LoaderOptions fg = small_options(2);
+  LoaderOptions bg = small_options(1);
+  bg.background = true;
+  bg.prefetch = 1;
+  Loader foreground(source.dataset, split, fg), background(source.dataset, split, bg);
+  for (int64_t e = 0; e < 6; ++e) {
+    const auto a = epoch(foreground, e), b = epoch(background, e);
+    ASSERT_EQ(a.size(), b.size());
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      EXPECT_EQ(a[i].indices, b[i].indices);
+      EXPECT_EQ(a[i].skipped, b[i].skipped);
+      EXPECT_TRUE(at::equal(a[i].images, b[i].images)) << "epoch " << e << " batch " << i;
+      EXPECT_TRUE(at::equal(a[i].targets, b[i].targets)) << "epoch " << e << " batch " << i;
+    }
+  }
+  const LoaderStats f = foreground.stats(), g = background.stats();
+  EXPECT_EQ(g.batches, f.batches);
+  EXPECT_EQ(g.samples, f.samples);
+  EXPECT_GT(f.skipped, 0);
+  EXPECT_EQ(g.skipped, f.skipped);
+  EXPECT_EQ(g.bad_files, f.bad_files);
+  EXPECT_EQ(f.built_by_caller, 0);
+  EXPECT_GT(g.built_by_caller, 0);
+  EXPECT_LE(g.built_by_caller, g.batches);
+}
+
 TEST(Loader, EveryImageCorruptEndsTheEpochWithoutHanging) {
   TempDir dir;
   const DatasetSource source = synth_dataset(dir, 5);

@@ -172,7 +172,7 @@ class LibTorchPlugin final : public TorchPlugin {
 extern "C" __attribute__((visibility("default"))) detkit::TorchPlugin* detkit_torch_plugin_create(int api_version) {
   if (api_version != detkit::kTorchPluginApiVersion) return nullptr;
   // Before any tensor exists: every command that loads the plugin does tensor work on the CPU, where
-  // glibc's defaults cost a training step 8-13 % in page faults (core/host_allocator.h).
+  // glibc's defaults cost a training step 10-14 % in page faults (core/host_allocator.h).
   static const detkit::HostAllocatorSetup allocator = detkit::keep_freed_memory_for_reuse();
   detkit::log_debug("host allocator: ", allocator.reason);
   static detkit::LibTorchPlugin plugin;

@@ -3,7 +3,8 @@
 # model, loss, optimizer, schedule and augmentation recipe in Python (bench/train/peer.py, Debian's
 # python3-torch), same dataset, same image size, batch, loader workers and intra-op threads. The two sides
 # run alternately, ROUNDS times, so both see the same machine load; each run's figure is the mean img/s of
-# its epochs after the first, and the best run of each side is compared.
+# its epochs after the first; the medians of each side's runs are compared (single runs vary by +-15 % on
+# a shared 2-core machine), and the best runs too.
 #
 # usage: bench/train/run.sh [BUILD_DIR] [ROUNDS]
 # env:   IMGSZ (320) BATCH (8) WORKERS (2) THREADS (2) EPOCHS (2) OPTIMIZER (sgd) TRAIN_IMAGES (128)
@@ -74,6 +75,6 @@ fi
 
 printf '\nsettings: yolo-n, batch %s (nominal 64: %s-step accumulation), workers %s, threads %s, %s, default recipe ' \
   "$BATCH" "$(( (64 + BATCH / 2) / BATCH ))" "$WORKERS" "$THREADS" "$OPTIMIZER"
-printf '(mosaic on every epoch), no validation; figure = mean img/s of epochs 2..N, best run\n'
+printf '(mosaic on every epoch), no validation; figure = mean img/s of epochs 2..N, median and best run\n'
 $PY "$HERE/bench.py" table "$RESULTS"
 printf 'load average at the end: %s; results: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" "$RESULTS"

@@ -419,6 +419,7 @@ std::optional<Batch> Loader::next() {
       lock.lock();
       ready_.erase(number);  // a worker's copy that finished meanwhile
       ++stats_.built_by_caller;
+      fastest_build_ = fastest_build_ > 0 ? std::min(fastest_build_, built.seconds) : built.seconds;
     } else {
       built = std::move(ready_.at(number));
       ready_.erase(number);

@@ -5,12 +5,14 @@
 #include <c10/core/Device.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <fstream>
 #include <memory>
 #include <sstream>
+#include <thread>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -277,7 +279,8 @@ void Loader::start_epoch(int64_t epoch, int64_t first_batch) {
   stop_ = false;
   failure_ = nullptr;
   ready_.clear();
-  for (int64_t i = 0; i < options_.workers; ++i) threads_.emplace_back([this] { worker_main(); });
+  if (!options_.on_demand)
+    for (int64_t i = 0; i < options_.workers; ++i) threads_.emplace_back([this] { worker_main(); });
 }
 
 void Loader::stop_workers() {
@@ -291,7 +294,6 @@ void Loader::stop_workers() {
 }
 
 void Loader::worker_main() {
-  if (options_.background) lower_current_thread_priority();
   for (;;) {
     int64_t number;
     {
@@ -301,11 +303,9 @@ void Loader::worker_main() {
       number = next_claim_++;
     }
     try {
-      Built built = build_batch(number);
+      Built built = build_batch(number, false);
       std::lock_guard<std::mutex> lock(mutex_);
-      fastest_build_ = fastest_build_ > 0 ? std::min(fastest_build_, built.seconds) : built.seconds;
-      // next() may have built this batch itself meanwhile (and moved past it): then this copy is dropped.
-      if (number >= consumed_) ready_.emplace(number, std::move(built));
+      ready_.emplace(number, std::move(built));
     } catch (...) {
       std::lock_guard<std::mutex> lock(mutex_);
       if (!failure_) failure_ = std::current_exception();
@@ -315,19 +315,25 @@ void Loader::worker_main() {
   }
 }
 
-Loader::Built Loader::build_batch(int64_t number) {
-  const auto start = std::chrono::steady_clock::now();
+Loader::Built Loader::build_batch(int64_t number, bool spread) {
   Built built;
   Batch& batch = built.batch;
   batch.epoch = epoch_;
   batch.number = number;
   const int64_t begin = number * options_.batch, end = std::min(begin + options_.batch, size());
-  std::vector<Sample> samples;
-  for (int64_t p = begin; p < end; ++p) {
+  // Each position is made into its own slot, so the batch is the same whichever thread made what.
+  struct Slot {
+    std::optional<Sample> sample;
+    std::optional<Batch::Geometry> geometry;
+    std::vector<BadFile> bad_files;
+  };
+  std::vector<Slot> slots(static_cast<std::size_t>(end - begin));
+  const auto make = [&](int64_t p) {
+    Slot& slot = slots[static_cast<std::size_t>(p - begin)];
     const int64_t index = order_[static_cast<std::size_t>(p)];
     try {
       if (options_.augment) {
-        samples.push_back(sample(epoch_, index, built.bad_files));
+        slot.sample = sample(epoch_, index, slot.bad_files);
       } else {
         const Sample loaded = load(index);
         Letterboxed boxed = letterbox(loaded, options_.imgsz);
@@ -342,14 +348,50 @@ Loader::Built Loader::build_batch(int64_t number) {
         g.scale_y = boxed.scale * static_cast<double>(loaded.height()) / static_cast<double>(std::max<int64_t>(g.height, 1));
         g.pad_x = static_cast<double>(boxed.pad_x);
         g.pad_y = static_cast<double>(boxed.pad_y);
-        batch.geometry.push_back(g);
-        samples.push_back(std::move(boxed.sample));
+        slot.geometry = g;
+        slot.sample = std::move(boxed.sample);
       }
-      batch.indices.push_back(index);
     } catch (const DataError& e) {
-      record_bad_file(built.bad_files, index, e);
-      ++batch.skipped;
+      record_bad_file(slot.bad_files, index, e);
     }
+  };
+  if (spread && end - begin > 1) {
+    // The caller and thread_count() - 1 short-lived threads claim positions in turn. (Not at::parallel_for:
+    // its OpenMP loop is compiled into the caller, and detkit is not built with OpenMP.)
+    std::atomic<int64_t> next_position{begin};
+    std::exception_ptr failure;
+    std::mutex failure_mutex;
+    const auto run = [&] {
+      for (int64_t p; (p = next_position++) < end;) {
+        try {
+          make(p);
+        } catch (...) {
+          std::lock_guard<std::mutex> lock(failure_mutex);
+          if (!failure) failure = std::current_exception();
+          next_position = end;
+        }
+      }
+    };
+    std::vector<std::thread> helpers;
+    const int64_t helper_count = std::min<int64_t>(thread_count(), end - begin) - 1;
+    for (int64_t i = 0; i < helper_count; ++i) helpers.emplace_back(run);
+    run();
+    for (auto& t : helpers) t.join();
+    if (failure) std::rethrow_exception(failure);
+  } else {
+    for (int64_t p = begin; p < end; ++p) make(p);
+  }
+  std::vector<Sample> samples;
+  for (int64_t p = begin; p < end; ++p) {
+    Slot& slot = slots[static_cast<std::size_t>(p - begin)];
+    built.bad_files.insert(built.bad_files.end(), slot.bad_files.begin(), slot.bad_files.end());
+    if (!slot.sample) {
+      ++batch.skipped;
+      continue;
+    }
+    samples.push_back(std::move(*slot.sample));
+    if (slot.geometry) batch.geometry.push_back(*slot.geometry);
+    batch.indices.push_back(order_[static_cast<std::size_t>(p)]);
   }
   const int64_t s = options_.imgsz;
   const bool pinned = parse_device(options_.device).is_cuda();
@@ -366,7 +408,6 @@ Loader::Built Loader::build_batch(int64_t number) {
   }
   batch.targets = targets.empty() ? at::zeros({0, 6}, at::kFloat) : at::cat(targets, 0);
   if (pinned) batch.targets = batch.targets.pin_memory();
-  built.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return built;
 }
 
@@ -378,49 +419,19 @@ std::optional<Batch> Loader::next() {
     DETKIT_ASSERT(epoch_ >= 0, "Loader::next() called before start_epoch()");
     if (consumed_ >= batch_count_) return std::nullopt;
     const int64_t number = consumed_;
-    // With background workers: build the batch here when no worker has started it, or when the one that
-    // has is overdue (starved at nice 19 by other processes).
-    bool build_here = false;
-    if (!options_.background) {
-      changed_.wait(lock, [this] { return failure_ || ready_.count(consumed_) > 0; });
-    } else {
-      const double patience = fastest_build_ > 0 ? std::max(0.02, 3 * fastest_build_) : 1.0;
-      const auto deadline = start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                        std::chrono::duration<double>(patience));
-      bool claimed_here = false;
-      for (;;) {
-        if (failure_ || ready_.count(number) > 0) break;
-        if (next_claim_ == number) {  // no worker has started it; none will now
-          ++next_claim_;
-          claimed_here = true;
-        }
-        if (claimed_here || std::chrono::steady_clock::now() >= deadline) {
-          build_here = true;
-          break;
-        }
-        changed_.wait_until(lock, deadline);
-      }
-    }
-    if (failure_) {
-      const auto failure = failure_;
-      lock.unlock();
-      stop_workers();
-      std::rethrow_exception(failure);
-    }
     Built built;
-    if (build_here) {
+    if (options_.on_demand) {
       lock.unlock();
-      try {
-        built = build_batch(number);
-      } catch (...) {
-        stop_workers();
-        throw;
-      }
+      built = build_batch(number, true);
       lock.lock();
-      ready_.erase(number);  // a worker's copy that finished meanwhile
-      ++stats_.built_by_caller;
-      fastest_build_ = fastest_build_ > 0 ? std::min(fastest_build_, built.seconds) : built.seconds;
     } else {
+      changed_.wait(lock, [this] { return failure_ || ready_.count(consumed_) > 0; });
+      if (failure_) {
+        const auto failure = failure_;
+        lock.unlock();
+        stop_workers();
+        std::rethrow_exception(failure);
+      }
       built = std::move(ready_.at(number));
       ready_.erase(number);
     }

@@ -54,18 +54,17 @@ struct LoaderOptions {
   bool cache_ram = false;        // keep decoded images at training size in RAM
   uint64_t available_ram = 0;    // bytes the cache may compare against (0: MemAvailable from /proc/meminfo)
   std::string device = "cpu";    // where next() delivers batches: "cpu", "cuda", "cuda:N"
-  bool background = false;       // workers at the lowest CPU priority, next() builds what they have not
-                                 // (see below); for training on the CPU
+  bool on_demand = false;        // no worker threads: next() builds each batch when asked, its samples
+                                 // spread over LibTorch's intra-op threads (for training on the CPU, below)
 };
 
-// Background workers (LoaderOptions::background). When the training step itself runs on the CPU, its
-// intra-op threads wait for each other at the end of every parallel operation, so a worker that takes a
-// core from one of them stalls them all: on 2 cores, loader workers at normal priority made yolo-n's
-// forward pass ~1.5x slower than without them. Background workers run at nice 19 and so mostly use the
-// time the step leaves a core idle. Because a worker at nice 19 can starve when other processes keep every
-// core busy, next() never depends on one: it builds a batch no worker has started itself, at the caller's
-// priority, and builds a started one again when a worker has held it for 3x the fastest build seen (the
-// batch is the same either way: augmentation depends only on seed, epoch and image).
+// On-demand loading (LoaderOptions::on_demand). When the training step itself runs on the CPU, its
+// intra-op threads wait for each other at the end of every parallel operation, so a worker thread that
+// takes a core from one of them stalls them all, and its memory traffic evicts theirs: on 2 cores,
+// yolo-n's forward pass took 250-400 ms per batch of 8 mid-epoch with workers building batches ahead
+// (at normal priority or at nice 19 alike), against ~210 ms without. Building each batch between steps
+// on all cores costs its build time instead (a few per cent of the step with detkit's recipe), and the
+// step then runs alone.
 
 struct Batch {
   at::Tensor images;              // uint8 [B, 3, imgsz, imgsz] on the loader's device
@@ -90,8 +89,7 @@ struct LoaderStats {
   int64_t batches = 0;
   int64_t samples = 0;
   int64_t skipped = 0;                 // sample loads that failed (a bad file counts each time it is met)
-  double wait_seconds = 0;             // total time next() waited (including batches it built itself)
-  int64_t built_by_caller = 0;         // batches next() built itself (background workers only)
+  double wait_seconds = 0;             // total time next() waited (with on_demand: building the batches)
   std::vector<std::string> bad_files;  // each unreadable image once, in the order found
 };
 
@@ -145,8 +143,8 @@ class Loader {
   Sample sample(int64_t epoch, int64_t index);
 
  private:
-  // An image that could not be read while building a batch: applied to the stats (and logged) only when
-  // the batch is delivered, so a batch built twice counts its bad files once.
+  // An image that could not be read while building a batch: applied to the stats (and logged) when the
+  // batch is delivered, in the batch's order whichever thread made each sample.
   struct BadFile {
     int64_t index;
     std::string message;
@@ -154,11 +152,11 @@ class Loader {
   struct Built {
     Batch batch;
     std::vector<BadFile> bad_files;
-    double seconds = 0;  // how long building it took
   };
   void stop_workers();
   void worker_main();
-  Built build_batch(int64_t number);
+  // `spread`: the samples are made in parallel on LibTorch's intra-op threads (on-demand loading).
+  Built build_batch(int64_t number, bool spread);
   Sample sample(int64_t epoch, int64_t index, std::vector<BadFile>& bad_files);
   static void record_bad_file(std::vector<BadFile>& bad_files, int64_t index, const std::exception& error);
   void apply_bad_files(const std::vector<BadFile>& bad_files);  // with mutex_ held
@@ -188,7 +186,6 @@ class Loader {
   bool stop_ = false;
   std::exception_ptr failure_;
   std::map<int64_t, Built> ready_;
-  double fastest_build_ = 0;  // seconds, over this loader's batches so far (0: none yet)
   std::set<std::string> bad_set_;
   LoaderStats stats_;
 };

@@ -1,9 +1,6 @@
 #include "core/threads.h"
 
 #include <sched.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <thread>
@@ -32,16 +29,6 @@ void set_thread_count(int threads) { g_threads = resolve_thread_count(threads); 
 int thread_count() {
   const int t = g_threads.load();
   return t > 0 ? t : available_cores();
-}
-
-bool lower_current_thread_priority() {
-#ifdef __linux__
-  // On Linux each thread has its own nice value; PRIO_PROCESS with a thread id sets that thread's alone.
-  const auto tid = static_cast<id_t>(syscall(SYS_gettid));
-  return setpriority(PRIO_PROCESS, tid, 19) == 0;
-#else
-  return false;
-#endif
 }
 
 }  // namespace detkit

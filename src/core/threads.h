@@ -14,9 +14,4 @@ int resolve_thread_count(int requested);
 void set_thread_count(int threads);
 int thread_count();
 
-// Moves the calling thread to the lowest CPU priority (nice 19 on Linux), for helper threads that should
-// only use cores the main work leaves idle. Cannot be undone by an unprivileged thread. Returns false
-// where that is not possible.
-bool lower_current_thread_priority();
-
 }  // namespace detkit

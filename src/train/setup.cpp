@@ -111,9 +111,9 @@ augment::LoaderOptions train_loader_options(const RunConfig& config, const c10::
   lo.recipe = config.augment;
   lo.cache_ram = config.cache == "ram";
   lo.device = device.str();
-  // On the CPU the step's own threads need every core (augment/loader.h, background workers); on a GPU
-  // the host mostly waits for the device.
-  lo.background = device.is_cpu();
+  // On the CPU the step's own threads need every core (augment/loader.h, on-demand loading); on a GPU
+  // the host mostly waits for the device, and batches are best built ahead.
+  lo.on_demand = device.is_cpu();
   return lo;
 }
 

@@ -1,6 +1,7 @@
 // The data loader on synthetic datasets: deterministic whatever the worker count, collation with a variable
 // number of boxes, per-epoch shuffling, corrupt files skipped and named, the RAM cache's plan and refusal.
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -175,21 +176,25 @@ TEST(Loader, CorruptImageIsNamedSkippedAndCounted) {
   EXPECT_THROW(loader.load(3), DataError);
 }
 
-// Background workers (nice 19; next() builds what they have not started, or again what they hold too
-// long) deliver exactly the foreground loader's batches, and a bad file met in a batch built twice still
-// counts once. One worker that may only work one batch ahead makes next() find unstarted batches.
-TEST(Loader, BackgroundWorkersGiveTheSameBatchesAndCountBadFilesOnce) {
+// On-demand loading (no workers; each batch built when asked, its samples spread over the intra-op
+// threads) delivers exactly the worker threads' batches, with the same bad-file counts and order.
+TEST(Loader, OnDemandGivesTheSameBatchesAsWorkers) {
   TempDir dir;
   const DatasetSource source = synth_dataset(dir, 12);
   const Split& split = train(source);
   std::ofstream(fs::path(split.image_dir) / split.images[5].file_name, std::ios::binary | std::ios::trunc) << "not an image";
-  LoaderOptions fg = small_options(2);
-  LoaderOptions bg = small_options(1);
-  bg.background = true;
-  bg.prefetch = 1;
-  Loader foreground(source.dataset, split, fg), background(source.dataset, split, bg);
-  for (int64_t e = 0; e < 6; ++e) {
-    const auto a = epoch(foreground, e), b = epoch(background, e);
+  LoaderOptions on_demand = small_options(2);
+  on_demand.on_demand = true;
+  // Two intra-op threads, so the samples of a batch really are made concurrently.
+  const int threads = at::get_num_threads();
+  at::set_num_threads(2);
+  struct Restore {
+    int threads;
+    ~Restore() { at::set_num_threads(threads); }
+  } restore{threads};
+  Loader workers(source.dataset, split, small_options(2)), caller(source.dataset, split, on_demand);
+  for (int64_t e = 0; e < 4; ++e) {
+    const auto a = epoch(workers, e), b = epoch(caller, e);
     ASSERT_EQ(a.size(), b.size());
     for (std::size_t i = 0; i < a.size(); ++i) {
       EXPECT_EQ(a[i].indices, b[i].indices);
@@ -198,15 +203,30 @@ TEST(Loader, BackgroundWorkersGiveTheSameBatchesAndCountBadFilesOnce) {
       EXPECT_TRUE(at::equal(a[i].targets, b[i].targets)) << "epoch " << e << " batch " << i;
     }
   }
-  const LoaderStats f = foreground.stats(), g = background.stats();
-  EXPECT_EQ(g.batches, f.batches);
-  EXPECT_EQ(g.samples, f.samples);
-  EXPECT_GT(f.skipped, 0);
-  EXPECT_EQ(g.skipped, f.skipped);
-  EXPECT_EQ(g.bad_files, f.bad_files);
-  EXPECT_EQ(f.built_by_caller, 0);
-  EXPECT_GT(g.built_by_caller, 0);
-  EXPECT_LE(g.built_by_caller, g.batches);
+  const LoaderStats w = workers.stats(), c = caller.stats();
+  EXPECT_EQ(c.batches, w.batches);
+  EXPECT_EQ(c.samples, w.samples);
+  EXPECT_GT(w.skipped, 0);
+  EXPECT_EQ(c.skipped, w.skipped);
+  EXPECT_EQ(c.bad_files, w.bad_files);
+  EXPECT_GT(c.wait_seconds, 0);  // the building is the caller's wait
+  // Validation batches too, with their geometry.
+  LoaderOptions val = small_options(2);
+  val.augment = false;
+  val.shuffle = false;
+  LoaderOptions val_on_demand = val;
+  val_on_demand.on_demand = true;
+  Loader vw(source.dataset, split, val), vc(source.dataset, split, val_on_demand);
+  const auto a = epoch(vw, 0), b = epoch(vc, 0);
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    EXPECT_TRUE(at::equal(a[i].images, b[i].images));
+    ASSERT_EQ(a[i].geometry.size(), b[i].geometry.size());
+    for (std::size_t k = 0; k < a[i].geometry.size(); ++k) {
+      EXPECT_EQ(a[i].geometry[k].scale_x, b[i].geometry[k].scale_x);
+      EXPECT_EQ(a[i].geometry[k].pad_y, b[i].geometry[k].pad_y);
+    }
+  }
 }
 
 TEST(Loader, EveryImageCorruptEndsTheEpochWithoutHanging) {

@@ -5,17 +5,16 @@
 #include <c10/core/Device.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <fstream>
 #include <memory>
 #include <sstream>
-#include <thread>
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/parallel.h"
 #include "core/text.h"
 #include "core/threads.h"
 #include "data/image_io.h"
@@ -355,29 +354,8 @@ Loader::Built Loader::build_batch(int64_t number, bool spread) {
       record_bad_file(slot.bad_files, index, e);
     }
   };
-  if (spread && end - begin > 1) {
-    // The caller and thread_count() - 1 short-lived threads claim positions in turn. (Not at::parallel_for:
-    // its OpenMP loop is compiled into the caller, and detkit is not built with OpenMP.)
-    std::atomic<int64_t> next_position{begin};
-    std::exception_ptr failure;
-    std::mutex failure_mutex;
-    const auto run = [&] {
-      for (int64_t p; (p = next_position++) < end;) {
-        try {
-          make(p);
-        } catch (...) {
-          std::lock_guard<std::mutex> lock(failure_mutex);
-          if (!failure) failure = std::current_exception();
-          next_position = end;
-        }
-      }
-    };
-    std::vector<std::thread> helpers;
-    const int64_t helper_count = std::min<int64_t>(thread_count(), end - begin) - 1;
-    for (int64_t i = 0; i < helper_count; ++i) helpers.emplace_back(run);
-    run();
-    for (auto& t : helpers) t.join();
-    if (failure) std::rethrow_exception(failure);
+  if (spread) {
+    run_in_parallel(slots.size(), [&](std::size_t i) { make(begin + static_cast<int64_t>(i)); });
   } else {
     for (int64_t p = begin; p < end; ++p) make(p);
   }

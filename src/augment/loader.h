@@ -55,7 +55,7 @@ struct LoaderOptions {
   uint64_t available_ram = 0;    // bytes the cache may compare against (0: MemAvailable from /proc/meminfo)
   std::string device = "cpu";    // where next() delivers batches: "cpu", "cuda", "cuda:N"
   bool on_demand = false;        // no worker threads: next() builds each batch when asked, its samples
-                                 // spread over LibTorch's intra-op threads (for training on the CPU, below)
+                                 // spread over thread_count() threads (for training on the CPU, below)
 };
 
 // On-demand loading (LoaderOptions::on_demand). When the training step itself runs on the CPU, its
@@ -155,7 +155,7 @@ class Loader {
   };
   void stop_workers();
   void worker_main();
-  // `spread`: the samples are made in parallel on LibTorch's intra-op threads (on-demand loading).
+  // `spread`: the samples are made on thread_count() threads (on-demand loading).
   Built build_batch(int64_t number, bool spread);
   Sample sample(int64_t epoch, int64_t index, std::vector<BadFile>& bad_files);
   static void record_bad_file(std::vector<BadFile>& bad_files, int64_t index, const std::exception& error);

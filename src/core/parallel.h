@@ -15,4 +15,9 @@ namespace detkit {
 void parallel_for(std::size_t count, const std::string& label, const std::string& unit, const std::string& doing,
                   const std::function<void(std::size_t)>& work);
 
+// The same without progress or Ctrl-C handling, for short bursts inside a larger job (a batch's samples):
+// the caller and up to thread_count() - 1 threads claim items in order; the first exception stops the
+// handing out and is rethrown after the threads have joined. One item, or one thread, runs inline.
+void run_in_parallel(std::size_t count, const std::function<void(std::size_t)>& work);
+
 }  // namespace detkit

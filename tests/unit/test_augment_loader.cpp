@@ -1,7 +1,6 @@
 // The data loader on synthetic datasets: deterministic whatever the worker count, collation with a variable
 // number of boxes, per-epoch shuffling, corrupt files skipped and named, the RAM cache's plan and refusal.
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -9,6 +8,7 @@
 #include <set>
 
 #include "augment/loader.h"
+#include "core/threads.h"
 #include "data/formats_read.h"
 #include "data/synth.h"
 #include "test_util.h"
@@ -185,12 +185,12 @@ TEST(Loader, OnDemandGivesTheSameBatchesAsWorkers) {
   std::ofstream(fs::path(split.image_dir) / split.images[5].file_name, std::ios::binary | std::ios::trunc) << "not an image";
   LoaderOptions on_demand = small_options(2);
   on_demand.on_demand = true;
-  // Two intra-op threads, so the samples of a batch really are made concurrently.
-  const int threads = at::get_num_threads();
-  at::set_num_threads(2);
+  // Two threads, so the samples of a batch really are made concurrently.
+  const int threads = thread_count();
+  set_thread_count(2);
   struct Restore {
     int threads;
-    ~Restore() { at::set_num_threads(threads); }
+    ~Restore() { set_thread_count(threads); }
   } restore{threads};
   Loader workers(source.dataset, split, small_options(2)), caller(source.dataset, split, on_demand);
   for (int64_t e = 0; e < 4; ++e) {

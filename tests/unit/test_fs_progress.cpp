@@ -1,4 +1,10 @@
 #include <gtest/gtest.h>
+#include <vector>
+#include <thread>
+#include <set>
+#include <mutex>
+#include <chrono>
+#include <atomic>
 #include <stdlib.h>
 
 #ifdef __GLIBC__
@@ -7,6 +13,7 @@
 
 #include "core/fs.h"
 #include "core/host_allocator.h"
+#include "core/parallel.h"
 #include "core/progress.h"
 #include "core/threads.h"
 #include "test_util.h"
@@ -111,3 +118,22 @@ TEST(HostAllocator, LargeFreedBlocksStayInTheHeap) {
   EXPECT_GE(mallinfo2().arena, kBlock) << "the heap was trimmed after the free";
 }
 #endif
+
+// Every item once, on more than one thread; the first failure is rethrown after the others have stopped.
+TEST(RunInParallel, EveryItemOnceAndTheFailureRethrown) {
+  const int threads = thread_count();
+  set_thread_count(3);
+  std::vector<std::atomic<int>> seen(100);
+  std::mutex ids_mutex;
+  std::set<std::thread::id> ids;
+  run_in_parallel(seen.size(), [&](std::size_t i) {
+    ++seen[i];
+    std::lock_guard<std::mutex> lock(ids_mutex);
+    ids.insert(std::this_thread::get_id());
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  });
+  for (const auto& s : seen) EXPECT_EQ(s.load(), 1);
+  EXPECT_GT(ids.size(), 1u);
+  EXPECT_THROW(run_in_parallel(50, [](std::size_t i) { if (i == 7) throw DataError({"item 7", "", ""}); }), DataError);
+  set_thread_count(threads);
+}

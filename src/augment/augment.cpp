@@ -95,6 +95,16 @@ Sample make_sample(const at::Tensor& image, const at::Tensor& boxes, const at::T
   return s;
 }
 
+void set_boxes(Sample& sample, const std::vector<float>& xyxy, const std::vector<int64_t>& labels) {
+  DETKIT_ASSERT(xyxy.size() == 4 * labels.size(), "four coordinates per label");
+  const auto n = static_cast<int64_t>(labels.size());
+  sample.boxes = at::empty({n, 4}, at::kFloat);
+  sample.labels = at::empty({n}, at::kLong);
+  if (n == 0) return;
+  std::memcpy(sample.boxes.data_ptr<float>(), xyxy.data(), xyxy.size() * sizeof(float));
+  std::memcpy(sample.labels.data_ptr<int64_t>(), labels.data(), labels.size() * sizeof(int64_t));
+}
+
 Rng::Rng(uint64_t seed) {
   uint64_t state = seed;
   for (auto& word : s_) word = splitmix64(state);
@@ -698,13 +708,7 @@ Sample compose(const std::vector<Placement>& placements, const Affine& map, int6
       labels.push_back(l[k]);
     }
   }
-  const auto n = static_cast<int64_t>(labels.size());
-  out.boxes = at::empty({n, 4}, at::kFloat);
-  out.labels = at::empty({n}, at::kLong);
-  if (n > 0) {
-    std::memcpy(out.boxes.data_ptr<float>(), boxes.data(), boxes.size() * sizeof(float));
-    std::memcpy(out.labels.data_ptr<int64_t>(), labels.data(), labels.size() * sizeof(int64_t));
-  }
+  set_boxes(out, boxes, labels);
   return out;
 }
 

@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <vector>
 
 #include "core/run_config.h"
 
@@ -48,6 +49,9 @@ struct Sample {
 // A sample from an image (CHW, or HWC with 3 channels last) and boxes ([N, 4], any float dtype, may be
 // undefined for none) with labels ([N], may be undefined for none). Boxes are clipped to the image.
 Sample make_sample(const at::Tensor& image, const at::Tensor& boxes, const at::Tensor& labels);
+// Sets `sample`'s boxes and labels to owned tensors copied from flat x1, y1, x2, y2 floats (4 per label)
+// and their labels, as they are (no clipping).
+void set_boxes(Sample& sample, const std::vector<float>& xyxy, const std::vector<int64_t>& labels);
 // [H, W, 3] -> [3, H, W] (contiguous). A tensor already [3, H, W] is returned contiguous.
 at::Tensor to_chw(const at::Tensor& image);
 

@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstring>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -209,13 +208,7 @@ Sample Loader::load_source(int64_t index) {
     kept.insert(kept.end(), {x1, y1, x2, y2});
     kept_labels.push_back(labels[k]);
   }
-  const auto n = static_cast<int64_t>(kept_labels.size());
-  s.boxes = at::empty({n, 4}, at::kFloat);
-  s.labels = at::empty({n}, at::kLong);
-  if (n > 0) {
-    std::memcpy(s.boxes.data_ptr<float>(), kept.data(), kept.size() * sizeof(float));
-    std::memcpy(s.labels.data_ptr<int64_t>(), kept_labels.data(), kept_labels.size() * sizeof(int64_t));
-  }
+  set_boxes(s, kept, kept_labels);
   return s;
 }
 

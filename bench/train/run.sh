@@ -18,7 +18,7 @@ PY=/usr/bin/python3
 IMGSZ=${IMGSZ:-320} BATCH=${BATCH:-8} WORKERS=${WORKERS:-2} THREADS=${THREADS:-2} EPOCHS=${EPOCHS:-2}
 OPTIMIZER=${OPTIMIZER:-sgd} TRAIN_IMAGES=${TRAIN_IMAGES:-128}
 BCCD_ROUNDS=${BCCD_ROUNDS:-1} BCCD_EPOCHS=${BCCD_EPOCHS:-2} BCCD_IMGSZ=${BCCD_IMGSZ:-416}
-BCCD=${DETKIT_SHARED_DIR:-$HERE/../../../shared}/datasets/bccd-trainval
+BCCD=${BCCD_DIR:-$HERE/../../tests/data/bccd-trainval}
 WORK=${WORK:-/tmp/detkit-bench-train}
 mkdir -p "$WORK"
 RESULTS=$WORK/results-$(date +%Y%m%d-%H%M%S).jsonl

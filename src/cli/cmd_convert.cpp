@@ -21,7 +21,7 @@ int run_convert(const std::vector<std::string>& args) {
       "The source is only read. Images are copied into the target layout; annotations are rewritten.\n"
       "What the target layout cannot hold (VOC difficult/truncated, COCO crowd regions) is listed.\n"
       "--format names the source layout when it cannot be told from the path (--from is accepted too).\n\n"
-      "example:\n  detkit convert --format voc --to coco ../shared/datasets/bccd-trainval bccd-coco");
+      "example:\n  detkit convert --format voc --to coco datasets/bccd bccd-coco");
   set.add("--from", &data.format, "the source layout (same as --format)").choices({"auto", "coco", "yolo", "voc"});
   set.parse(args);
   if (handled_help(set)) return 0;

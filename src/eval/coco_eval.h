@@ -170,7 +170,7 @@ CocoEvalResult evaluate_coco_files(const std::string& gt_path, const std::string
 std::string format_coco_summary(const CocoEvalResult& result);
 
 // {"stats": {"AP": .., "AP50": .., ..., "ARl": ..}, "per_category_AP": {"<category id>": .., ...}}
-// with full double precision (the layout of shared/fixtures/coco-eval/*/expected.json, without its
+// with full double precision (the layout of tests/data/coco-eval/*/expected.json, without its
 // timing). Pretty-printed with one-space indentation.
 std::string coco_result_to_json(const CocoEvalResult& result);
 

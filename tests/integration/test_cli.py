@@ -12,6 +12,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 DETKIT = os.environ.get("DETKIT", str(Path(__file__).resolve().parents[2] / "build" / "bin" / "detkit"))
+# The fixtures and datasets carried in the tree (tests/data/README.md).
+TEST_DATA = Path(os.environ.get("DETKIT_TEST_DATA_DIR", Path(__file__).resolve().parents[1] / "data"))
 COMMANDS = ["doctor", "explain", "synth", "check", "convert", "augment", "config", "train", "eval", "detect", "version",
             "model", "report", "advise", "plan", "lr-find"]
 
@@ -320,9 +322,9 @@ class SynthDefects(unittest.TestCase):
 
 
 class Eval(unittest.TestCase):
-    """`detkit eval` reproduces pycocotools' numbers recorded in shared/fixtures/coco-eval."""
+    """`detkit eval` reproduces pycocotools' numbers recorded in tests/data/coco-eval."""
 
-    FIXTURES = Path(os.environ.get("DETKIT_SHARED_DIR", Path(__file__).resolve().parents[3] / "shared")) / "fixtures" / "coco-eval"
+    FIXTURES = TEST_DATA / "coco-eval"
 
     def test_every_fixture_matches_pycocotools(self):
         cases = sorted(p for p in self.FIXTURES.iterdir() if (p / "expected.json").exists())
@@ -414,7 +416,7 @@ class Augment(unittest.TestCase):
 class Check(unittest.TestCase):
     """`detkit check` and `detkit convert` on generated and real data, through the CLI."""
 
-    BCCD = Path(os.environ.get("DETKIT_SHARED_DIR", Path(__file__).resolve().parents[3] / "shared")) / "datasets" / "bccd-trainval"
+    BCCD = TEST_DATA / "bccd-trainval"
 
     def test_exit_codes_and_json(self):
         with tempfile.TemporaryDirectory() as tmp:
@@ -445,8 +447,6 @@ class Check(unittest.TestCase):
             self.assertIn(f"error: {bad}:2: the file is not valid JSON", p.stderr)
 
     def test_real_voc_dataset_checks_and_converts_both_ways(self):
-        if not self.BCCD.exists():
-            self.skipTest(f"{self.BCCD} is not there")
         with tempfile.TemporaryDirectory() as tmp:
             before = tree_digest(self.BCCD)
             p = run("check", str(self.BCCD), "--json", f"{tmp}/bccd.json")
@@ -768,7 +768,7 @@ class TrainEvalDetect(unittest.TestCase):
 class Advise(unittest.TestCase):
     """`detkit advise` on the real BCCD dataset (microscopy) and on synthetic data with tiny objects."""
 
-    BCCD = Path(os.environ.get("DETKIT_SHARED_DIR", Path(__file__).resolve().parents[3] / "shared")) / "datasets" / "bccd-trainval"
+    BCCD = TEST_DATA / "bccd-trainval"
 
     def assert_command_parses(self, advice):
         prefix = "detkit train "
@@ -780,8 +780,6 @@ class Advise(unittest.TestCase):
             self.assertTrue((Path(tmp) / "config.yaml").exists())
 
     def test_bccd(self):
-        if not self.BCCD.exists():
-            self.skipTest(f"{self.BCCD} is not there")
         with tempfile.TemporaryDirectory() as tmp:
             p = run("advise", str(self.BCCD), "--gpu-mem", "24GiB", "--json", f"{tmp}/advice.json", check=0)
             advice = json.loads(Path(f"{tmp}/advice.json").read_text())

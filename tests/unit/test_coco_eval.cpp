@@ -20,8 +20,8 @@
 #include "core/error.h"
 #include "core/fs.h"
 
-#ifndef DETKIT_SHARED_DIR
-#error "DETKIT_SHARED_DIR must be defined (absolute path of the shared/ directory)"
+#ifndef DETKIT_TEST_DATA_DIR
+#error "DETKIT_TEST_DATA_DIR must be defined (absolute path of tests/data)"
 #endif
 
 namespace detkit {
@@ -32,7 +32,7 @@ using json = nlohmann::json;
 
 constexpr double kEps = std::numeric_limits<double>::epsilon();
 
-std::string fixture_dir() { return std::string(DETKIT_SHARED_DIR) + "/fixtures/coco-eval/"; }
+std::string fixture_dir() { return std::string(DETKIT_TEST_DATA_DIR) + "/coco-eval/"; }
 
 // A scratch directory for files written by the tests.
 const stdfs::path& scratch_dir() {

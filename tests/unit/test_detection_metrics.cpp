@@ -19,8 +19,8 @@
 #include "eval/coco_eval.h"
 #include "test_util.h"
 
-#ifndef DETKIT_SHARED_DIR
-#error "DETKIT_SHARED_DIR must be defined (absolute path of the shared/ directory)"
+#ifndef DETKIT_TEST_DATA_DIR
+#error "DETKIT_TEST_DATA_DIR must be defined (absolute path of tests/data)"
 #endif
 
 namespace detkit {
@@ -29,7 +29,7 @@ namespace {
 using json = nlohmann::json;
 using detkit::testing::TempDir;
 
-std::string fixture_dir() { return std::string(DETKIT_SHARED_DIR) + "/fixtures/coco-eval/"; }
+std::string fixture_dir() { return std::string(DETKIT_TEST_DATA_DIR) + "/coco-eval/"; }
 
 CocoGtBox gt_box(int64_t id, int64_t image, int64_t cat, double x, double y, double w, double h, bool crowd = false) {
   CocoGtBox b;

@@ -145,16 +145,14 @@ TEST(ImageReference, DctScaledDecodeEqualsPilDraft) {
   write(dir / "pattern.jpg", S::jpeg(S::pattern(640, 480), {90}));
   write(dir / "pattern-prog.jpg", S::jpeg(S::pattern(640, 480, 3), {80, true}));
   std::vector<std::string> files = {"pattern.jpg", "pattern-prog.jpg"};
-  const fs::path bccd = fs::path(DETKIT_SHARED_DIR) / "datasets/bccd-trainval/JPEGImages";
-  std::error_code ec;
-  if (fs::is_directory(bccd, ec)) {
-    int n = 0;
-    for (const auto& entry : fs::directory_iterator(bccd))
-      if (entry.path().extension() == ".jpg" && n++ < 3) {
-        fs::copy_file(entry.path(), dir / entry.path().filename());
-        files.push_back(entry.path().filename().string());
-      }
-  }
+  const fs::path bccd = fs::path(DETKIT_TEST_DATA_DIR) / "bccd-trainval/JPEGImages";
+  int n = 0;
+  for (const auto& entry : fs::directory_iterator(bccd))
+    if (entry.path().extension() == ".jpg" && n++ < 3) {
+      fs::copy_file(entry.path(), dir / entry.path().filename());
+      files.push_back(entry.path().filename().string());
+    }
+  ASSERT_EQ(n >= 3, true) << "fewer than 3 JPEG files in " << bccd;
   for (const std::string& f : files)
     for (auto [w, h] : targets) jobs.push_back({f, "draft", w, h});
   const std::vector<RgbImage> pil = pil_decode(dir.path(), jobs);

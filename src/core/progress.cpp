@@ -76,6 +76,9 @@ std::string Progress::line(const std::string& extra) const {
 
 void Progress::advance(uint64_t n, const std::string& extra) {
   done_ += n;
+  // Without a terminal the completing line is finish()'s to print: printed here too, a log would show
+  // the last line of every epoch twice.
+  if (!terminal_ && total_ > 0 && done_ >= total_) return;
   const auto now = Clock::now();
   const double since = std::chrono::duration<double>(now - last_emit_).count();
   if (since >= (terminal_ ? kTerminalRedrawS : plain_interval_s())) {
@@ -92,6 +95,10 @@ void Progress::finish(const std::string& extra) {
 
 void Progress::emit(const std::string& extra, bool final) {
   if (!log_enabled(LogLevel::info)) return;
+  // A plain log gets no line that repeats the previous one's count and fields (only the clock moved).
+  if (!terminal_ && final && printed_done_ == done_ && printed_extra_ == extra) return;
+  printed_done_ = done_;
+  printed_extra_ = extra;
   const std::string text = line(extra);
   if (terminal_) {
     std::fprintf(stderr, "\r\033[K%s%s", text.c_str(), final ? "\n" : "");

@@ -1,8 +1,8 @@
 // Progress for long work, on stderr, and clean interruption.
 //
 // On a terminal a single line redraws in place (bar, count, rate, ETA, resident memory, extra fields);
-// elsewhere (CI logs, files) a plain line is printed every `plain_interval_s` seconds and at the end, so
-// logs stay readable. Progress never writes to stdout.
+// elsewhere (CI logs, files) a plain line is printed every `plain_interval_s` seconds and once at the end
+// (never the same count and fields twice), so logs stay readable. Progress never writes to stdout.
 #pragma once
 
 #include <chrono>
@@ -41,6 +41,8 @@ class Progress {
   bool terminal_;
   std::chrono::steady_clock::time_point start_;
   std::chrono::steady_clock::time_point last_emit_;
+  uint64_t printed_done_ = UINT64_MAX;  // count and extra fields of the last line printed
+  std::string printed_extra_;
 };
 
 // Resident set size of this process in bytes (0 where unknown).

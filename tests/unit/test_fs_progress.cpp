@@ -11,7 +11,10 @@
 #include <malloc.h>
 #endif
 
+#include <sstream>
+#include <string>
 #include "core/fs.h"
+#include "core/log.h"
 #include "core/host_allocator.h"
 #include "core/parallel.h"
 #include "core/progress.h"
@@ -67,6 +70,45 @@ TEST(Progress, LineShowsCountRateEtaAndMemory) {
   Progress unknown("scan", 0, "files");
   unknown.advance(3);
   EXPECT_NE(unknown.line("").find("scan 3 files"), std::string::npos);
+}
+
+// Without a terminal every line is kept in the log, so the last one of a loop must appear once: the
+// completing advance() leaves it to finish(), and finish() does not repeat a line already printed.
+TEST(Progress, PlainLogPrintsTheLastLineOnce) {
+  if (stderr_is_terminal()) GTEST_SKIP() << "stderr is a terminal: plain lines are not used";
+  ::setenv("DETKIT_PROGRESS_INTERVAL", "0", 1);
+  const auto lines_of = [](const std::string& text) {
+    std::vector<std::string> lines;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+    return lines;
+  };
+  ::testing::internal::CaptureStderr();
+  {
+    Progress epoch("epoch 1/2", 3, "batch");
+    for (int i = 0; i < 3; ++i) epoch.advance(1, "loss 1.0");
+    epoch.finish("loss 1.0");
+  }
+  const auto full = lines_of(::testing::internal::GetCapturedStderr());
+  ASSERT_EQ(full.size(), 3u) << ::testing::PrintToString(full);
+  EXPECT_NE(full[0].find("1/3 batch"), std::string::npos) << full[0];
+  EXPECT_NE(full[1].find("2/3 batch"), std::string::npos) << full[1];
+  EXPECT_NE(full[2].find("3/3 batch"), std::string::npos) << full[2];
+
+  // A loop left early: finish() prints its line once even when the count was printed already, because
+  // its fields differ.
+  ::testing::internal::CaptureStderr();
+  {
+    Progress epoch("epoch 2/2", 3, "batch");
+    epoch.advance(1, "loss 0.9");
+    epoch.finish("interrupted");
+    epoch.finish("interrupted");
+  }
+  const auto cut = lines_of(::testing::internal::GetCapturedStderr());
+  ::unsetenv("DETKIT_PROGRESS_INTERVAL");
+  ASSERT_EQ(cut.size(), 2u) << ::testing::PrintToString(cut);
+  EXPECT_NE(cut[1].find("1/3 batch"), std::string::npos) << cut[1];
+  EXPECT_NE(cut[1].find("interrupted"), std::string::npos) << cut[1];
 }
 
 TEST(Progress, PlainIntervalComesFromTheEnvironment) {

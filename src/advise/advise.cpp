@@ -4,6 +4,7 @@
 #include <cmath>
 #include <iomanip>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -105,6 +106,15 @@ double ks_p_value(double d, std::size_t n, std::size_t m) {
     sign = -sign;
   }
   return std::clamp(2 * sum, 0.0, 1.0);
+}
+
+const char* to_string(OrientationVerdict verdict) {
+  switch (verdict) {
+    case OrientationVerdict::free: return "free";
+    case OrientationVerdict::has_up: return "has_up";
+    case OrientationVerdict::unknown: return "unknown";
+  }
+  return "unknown";
 }
 
 SymmetryTest mirror_test(const std::vector<double>& values, double centre) {
@@ -596,14 +606,23 @@ struct Advisor {
     Orientation& o = a.orientation;
     std::vector<double> ys, logs;
     std::vector<std::vector<double>> logs_by_class(bal.classes.size());
+    std::set<int64_t> free_images;
+    int64_t outside_middle = 0;
     for (const auto& r : records) {
-      ys.push_back((r.box.b + r.box.d) / 2 / static_cast<double>(r.height));
       const double la = std::log(r.box.width() / r.box.height());
       logs.push_back(la);
       logs_by_class[static_cast<std::size_t>(r.cls)].push_back(la);
+      if (r.box.height() > 0.5 * static_cast<double>(r.height)) continue;
+      const double y = (r.box.b + r.box.d) / 2 / static_cast<double>(r.height);
+      ys.push_back(y);
+      free_images.insert(r.image);
+      if (y < 0.25 || y > 0.75) ++outside_middle;
     }
     o.y = mirror_test(ys, 0.5);
     o.aspect = mirror_test(logs, 0.0);
+    o.free_boxes = static_cast<int64_t>(ys.size());
+    o.free_images = static_cast<int64_t>(free_images.size());
+    o.outside_middle_share = ys.empty() ? 0.0 : static_cast<double>(outside_middle) / static_cast<double>(ys.size());
     for (std::size_t c = 0; c < bal.classes.size(); ++c) {
       if (logs_by_class[c].size() < 10) continue;
       const double m = median(logs_by_class[c]);
@@ -613,7 +632,51 @@ struct Advisor {
       }
     }
     o.upright = std::abs(o.max_class_median_log_aspect) > kLogUpright;
-    o.orientation_free = o.y.symmetric && !o.upright;
+    judge_orientation(o);
+    o.orientation_free = o.verdict == OrientationVerdict::free;
+  }
+
+  // The verdict and its evidence: an up is shown by an upright class or a y asymmetry the test resolves;
+  // no up only by a symmetric y that the test could have seen to be asymmetric.
+  static void judge_orientation(Orientation& o) {
+    const std::string tolerance = fixed(std::max(o.y.critical, kSymmetryTolerance), 3);
+    const std::string cannot_tell = "the data cannot tell whether it has an up: ";
+    const std::string keep =
+        "; flipud stays 0. If the images truly have no up (microscopy, aerial or satellite views, scans at any angle), "
+        "set augment.flipud=0.5 yourself";
+    if (o.upright) {
+      o.verdict = OrientationVerdict::has_up;
+      o.evidence = cat("class ", o.most_upright_class, " is upright (median w/h ", fixed(std::exp(o.max_class_median_log_aspect), 2),
+                       "): upside-down copies would not look like the data");
+    } else if (!o.y.enough) {
+      o.verdict = OrientationVerdict::unknown;
+      o.evidence = cat(cannot_tell, "only ", o.free_boxes, " boxes are at most half the image height (needs ", kMinShapeBoxes,
+                       "); a box taller than that can only sit near the middle", keep);
+    } else if (!o.y.symmetric) {
+      o.verdict = OrientationVerdict::has_up;
+      o.evidence = cat("the objects have an up: box-centre y is not symmetric (KS distance to its mirror ", fixed(o.y.d, 3), " > ",
+                       tolerance, ", p = ", num(o.y.p_value), "), as in photos where objects stand low in the frame");
+    } else if (o.free_boxes < kMinOrientationBoxes || o.free_images < kMinOrientationImages) {
+      o.verdict = OrientationVerdict::unknown;
+      o.evidence = cat(cannot_tell, "box-centre y looks symmetric (KS ", fixed(o.y.d, 3), "), but ", o.free_boxes,
+                       " boxes of at most half the image height from ", o.free_images, " images are too few for that to mean "
+                       "anything: an asymmetry of ", fixed(o.y.critical, 2), " would go unseen (needs ", kMinOrientationBoxes,
+                       " boxes from ", kMinOrientationImages, " images to see ", fixed(kOrientationResolution, 1), ")", keep);
+    } else if (o.outside_middle_share < kMinOutsideMiddleShare) {
+      o.verdict = OrientationVerdict::unknown;
+      o.evidence = cat(cannot_tell, "box-centre y looks symmetric (KS ", fixed(o.y.d, 3), "), but only ",
+                       fixed(100 * o.outside_middle_share, 0), "% of the box centres lie in the top or bottom quarter (needs ",
+                       fixed(100 * kMinOutsideMiddleShare, 0), "%): objects kept to a band across the middle (a road, a "
+                       "horizon, a shelf) show no up or down either way", keep);
+    } else {
+      o.verdict = OrientationVerdict::free;
+      o.evidence = cat("the data looks orientation-free: the centres of ", o.free_boxes, " boxes from ", o.free_images,
+                       " images spread over the frame (", fixed(100 * o.outside_middle_share, 0),
+                       "% in the top or bottom quarter) and are symmetric about the middle (KS distance to their mirror ",
+                       fixed(o.y.d, 3), " <= ", tolerance, ", p = ", fixed(o.y.p_value, 2),
+                       "), and no class is upright (largest class median w/h ", fixed(std::exp(o.max_class_median_log_aspect), 2),
+                       ", ", o.most_upright_class, ")");
+    }
   }
 
   // Augmentations
@@ -623,24 +686,7 @@ struct Advisor {
       a.augment.push_back(AugmentItem{key, value, value != def, reason});
     };
     // Vertical flip.
-    if (!o.y.enough)
-      item("augment.flipud", "0", "0", cat("only ", o.y.n, " boxes: too few to tell whether the data has an up (needs ",
-                                            kMinShapeBoxes, ")"));
-    else if (o.orientation_free)
-      item("augment.flipud", "0.5", "0",
-           cat("the data looks orientation-free: box-centre y is symmetric about the middle (KS distance to its mirror ",
-               fixed(o.y.d, 3), " <= ", fixed(std::max(o.y.critical, kSymmetryTolerance), 3), ", p = ", fixed(o.y.p_value, 2),
-               ") and no class is upright (largest class median w/h ", fixed(std::exp(o.max_class_median_log_aspect), 2),
-               ", ", o.most_upright_class, ")"));
-    else if (!o.y.symmetric)
-      item("augment.flipud", "0", "0",
-           cat("the objects have an up: box-centre y is not symmetric (KS distance to its mirror ", fixed(o.y.d, 3), " > ",
-               fixed(std::max(o.y.critical, kSymmetryTolerance), 3), ", p = ", num(o.y.p_value),
-               "), as in photos where objects stand low in the frame"));
-    else
-      item("augment.flipud", "0", "0",
-           cat("box-centre y is symmetric (KS ", fixed(o.y.d, 3), ") but class ", o.most_upright_class, " is upright (median w/h ",
-               fixed(std::exp(o.max_class_median_log_aspect), 2), "): upside-down copies would not look like the data"));
+    item("augment.flipud", o.orientation_free ? "0.5" : "0", "0", o.evidence);
     // Rotation.
     if (o.orientation_free) {
       const int deg = o.aspect.symmetric ? 10 : 5;
@@ -650,7 +696,9 @@ struct Advisor {
                o.aspect.symmetric ? "" : cat("; log(w/h) is not symmetric under w<->h (KS ", fixed(o.aspect.d, 3),
                                             "), so shapes are not rotation-free beyond small angles")));
     } else {
-      item("augment.degrees", "0", "0", "the data has an up (see flipud): keep objects upright");
+      item("augment.degrees", "0", "0",
+           o.verdict == OrientationVerdict::has_up ? "the data has an up (see flipud): keep objects upright"
+                                                   : "not known to be orientation-free (see flipud): keep objects upright");
     }
     item("augment.fliplr", "0.5", "0.5", "no box statistic argues against a left-right mirror (mirrored text or handed objects would)");
     // Scale jitter: the smallest scale the jitter draws is 1 - scale; boxes must keep a candidate there.
@@ -894,9 +942,11 @@ std::string format_advice(const Advice& a) {
     out << "   the imbalance is large: judge the model by per-class AP ('detkit eval' prints it), not only mAP\n";
 
   const Orientation& o = a.orientation;
-  out << "\n5. Augmentation (box-centre y vs its mirror: KS " << fixed(o.y.d, 3) << ", 5% critical " << fixed(o.y.critical, 3)
-      << ", p " << num(o.y.p_value) << "; log(w/h) vs its inverse: KS " << fixed(o.aspect.d, 3) << ", critical "
-      << fixed(o.aspect.critical, 3) << ")\n";
+  out << "\n5. Augmentation (centre y of " << o.free_boxes << " boxes of at most half the image height, from " << o.free_images
+      << " images, vs its mirror: KS " << fixed(o.y.d, 3) << ", 5% critical " << fixed(o.y.critical, 3) << ", p "
+      << num(o.y.p_value) << ", " << fixed(100 * o.outside_middle_share, 0) << "% in the top or bottom quarter; log(w/h) vs "
+      << "its inverse: KS " << fixed(o.aspect.d, 3) << ", critical " << fixed(o.aspect.critical, 3) << "; up: "
+      << to_string(o.verdict) << ")\n";
   for (const auto& it : a.augment)
     out << "   " << it.key << "=" << it.value << (it.changed ? "  (changed)" : "  (default)") << ": " << it.reason << "\n";
 
@@ -983,6 +1033,11 @@ std::string advice_json(const Advice& a) {
   j["orientation"] = {{"y_mirror", test(o.y)}, {"aspect_inverse", test(o.aspect)},
                       {"max_class_median_aspect", std::exp(o.max_class_median_log_aspect)},
                       {"most_upright_class", o.most_upright_class}, {"upright", o.upright},
+                      {"free_boxes", o.free_boxes}, {"free_images", o.free_images},
+                      {"outside_middle_share", o.outside_middle_share},
+                      {"required", {{"free_boxes", kMinOrientationBoxes}, {"free_images", kMinOrientationImages},
+                                    {"outside_middle_share", kMinOutsideMiddleShare}}},
+                      {"verdict", to_string(o.verdict)}, {"evidence", o.evidence},
                       {"orientation_free", o.orientation_free}};
   J scale_share = J::array();
   const std::array<double, 5> scales{0.5, 0.4, 0.3, 0.2, 0.1};

@@ -213,13 +213,30 @@ struct ClassBalance {
   int64_t rare = 0;
 };
 
+// Whether the data has an up. A box taller than half the image can only be centred near the middle, so
+// only boxes up to half the image height ("free boxes") say anything about where objects sit. Failing to
+// find an asymmetry is evidence of symmetry only when an asymmetry would have been found: enough free boxes
+// for the test to resolve a KS distance of kOrientationResolution, from enough images, spread over the frame.
+inline constexpr double kOrientationResolution = 0.1;  // smallest y asymmetry the test must be able to see
+inline constexpr int64_t kMinOrientationBoxes = 369;   // 5 % critical KS distance <= 0.1: 2 (1.358 / 0.1)^2
+inline constexpr int64_t kMinOrientationImages = 20;   // boxes of fewer images share a handful of scenes
+inline constexpr double kMinOutsideMiddleShare = 0.2;  // free centres in the top or bottom quarter (uniform: 0.5)
+
+enum class OrientationVerdict { free, has_up, unknown };
+const char* to_string(OrientationVerdict verdict);
+
 struct Orientation {
-  SymmetryTest y;                  // box-centre y (fraction of the height) against 1 - y
-  SymmetryTest aspect;             // log(w / h) against -log(w / h)
+  SymmetryTest y;                  // box-centre y (fraction of the height) of the free boxes against 1 - y
+  SymmetryTest aspect;             // log(w / h) against -log(w / h), every box
+  int64_t free_boxes = 0;          // boxes no taller than half their image
+  int64_t free_images = 0;         // images holding them
+  double outside_middle_share = 0; // free box centres with y < 0.25 or y > 0.75
   double max_class_median_log_aspect = 0;  // the class whose median log(w/h) is farthest from 0 (>= 10 boxes)
   std::string most_upright_class;
   bool upright = false;            // that class is > 25 % taller or wider than its rotation
-  bool orientation_free = false;   // y symmetric and nothing upright
+  OrientationVerdict verdict = OrientationVerdict::unknown;
+  std::string evidence;            // why the verdict, with its numbers (the flipud reason)
+  bool orientation_free = false;   // verdict == free: y symmetric with the evidence above, nothing upright
 };
 
 struct AugmentItem {

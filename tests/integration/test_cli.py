@@ -817,6 +817,10 @@ class Advise(unittest.TestCase):
         self.assert_command_parses(advice)
 
     def test_tiny_objects_on_large_synthetic_images(self):
+        # ... with the evidence that makes the symmetry mean something: thousands of cells all over the slide.
+        self.assertEqual(advice["orientation"]["verdict"], "free")
+        self.assertGreaterEqual(advice["orientation"]["free_boxes"], advice["orientation"]["required"]["free_boxes"])
+        self.assertGreater(advice["orientation"]["outside_middle_share"], 0.3)
         with tempfile.TemporaryDirectory() as tmp:
             run("synth", "--out", f"{tmp}/big", "--sizes", "2560x1920", "--min-object-px", "3", "--train", "16",
                 "--val", "2", "--format", "yolo", check=0)

@@ -171,14 +171,14 @@ TEST(AdviseStatistics, KolmogorovSmirnov) {
   EXPECT_FALSE(sym.symmetric);
 }
 
-// `n` boxes per image in 20 images of 640x480, class 1, with box-centre y from `y_of(i, k)` (fraction of the
-// height) and size w x h.
-Dataset shapes(double w, double h, const std::function<double(int, int)>& y_of) {
+// 4 boxes per image in `count` images of 640x480, class 1, with box-centre y from `y_of(i, k)` (fraction of
+// the height) and size w x h.
+Dataset shapes(double w, double h, const std::function<double(int, int)>& y_of, int count = 20) {
   std::vector<ImageSpec> images;
-  for (int i = 0; i < 20; ++i) {
+  for (int i = 0; i < count; ++i) {
     ImageSpec spec{640, 480, {}};
     for (int k = 0; k < 4; ++k) {
-      const double cx = 80 + 150 * k + 3 * i, cy = y_of(i, k) * 480;
+      const double cx = 80 + 150 * k + 3 * (i % 20), cy = y_of(i, k) * 480;
       spec.boxes.push_back({1, cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2});
     }
     images.push_back(spec);
@@ -202,17 +202,75 @@ TEST(AdviseAugment, UprightObjectsLowInTheFrameGetNoVerticalFlip) {
 }
 
 TEST(AdviseAugment, SymmetricDataGetsAVerticalFlip) {
-  // Square objects spread evenly over the height: y and 1 - y have the same distribution.
-  const Advice a = advise_training(shapes(30, 30, [](int i, int k) { return 0.1 + 0.8 * (i * 4 + k) / 79.0; }), options_for());
+  // 400 square objects in 100 images, spread evenly over the height: y and 1 - y have the same distribution.
+  const Advice a = advise_training(shapes(30, 30, [](int i, int k) { return 0.1 + 0.8 * (i * 4 + k) / 399.0; }, 100),
+                                   options_for());
   EXPECT_TRUE(a.orientation.y.symmetric) << a.orientation.y.d;
   EXPECT_LT(a.orientation.y.d, 0.05);
   EXPECT_FALSE(a.orientation.upright);
   EXPECT_TRUE(a.orientation.aspect.symmetric);
+  EXPECT_EQ(a.orientation.free_boxes, 400);
+  EXPECT_EQ(a.orientation.free_images, 100);
+  EXPECT_NEAR(a.orientation.outside_middle_share, 0.375, 0.01);
+  EXPECT_EQ(a.orientation.verdict, OrientationVerdict::free);
   EXPECT_TRUE(a.orientation.orientation_free);
   EXPECT_EQ(item(a, "augment.flipud").value, "0.5");
   EXPECT_TRUE(item(a, "augment.flipud").changed);
   EXPECT_EQ(item(a, "augment.degrees").value, "10");
   EXPECT_NE(a.command.find("augment.flipud=0.5"), std::string::npos);
+}
+
+// The same layout with 80 boxes: y is just as symmetric, but an asymmetry of 0.2 would pass unseen, so
+// the data cannot tell.
+TEST(AdviseAugment, TooFewBoxesCannotShowTheDataHasNoUp) {
+  const Advice a = advise_training(shapes(30, 30, [](int i, int k) { return 0.1 + 0.8 * (i * 4 + k) / 79.0; }), options_for());
+  EXPECT_TRUE(a.orientation.y.symmetric);
+  EXPECT_FALSE(a.orientation.upright);
+  EXPECT_EQ(a.orientation.verdict, OrientationVerdict::unknown);
+  EXPECT_EQ(item(a, "augment.flipud").value, "0");
+  EXPECT_EQ(item(a, "augment.degrees").value, "0");
+  const std::string& reason = item(a, "augment.flipud").reason;
+  EXPECT_NE(reason.find("the data cannot tell whether it has an up"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("80 boxes of at most half the image height from 20 images are too few"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("set augment.flipud=0.5 yourself"), std::string::npos) << reason;
+  EXPECT_EQ(a.command.find("flipud"), std::string::npos) << a.command;
+}
+
+// Photos with one large, roughly centred object each (issue 18: 200 raccoon photos were called
+// orientation-free): centre y is symmetric because a large box can only sit near the middle.
+TEST(AdviseAugment, OneLargeCentredObjectPerPhotoCannotTell) {
+  std::vector<ImageSpec> photos;
+  for (int i = 0; i < 200; ++i) {
+    const double w = 220 + 37 * (i % 7), h = 160 + 31 * (i % 9);  // 160..408 px of 480: a third are free
+    const double cx = 320 + 9 * ((i % 11) - 5), cy = 240 + 7 * ((i % 13) - 6);
+    photos.push_back({640, 480, {{{1, cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2}}}});
+  }
+  const Advice a = advise_training(make_dataset({"raccoon"}, photos), options_for());
+  EXPECT_TRUE(a.orientation.y.symmetric) << a.orientation.y.d;
+  EXPECT_FALSE(a.orientation.upright);
+  EXPECT_LT(a.orientation.free_boxes, kMinOrientationBoxes);
+  EXPECT_GE(a.orientation.free_boxes, kMinShapeBoxes);
+  EXPECT_EQ(a.orientation.verdict, OrientationVerdict::unknown);
+  EXPECT_FALSE(a.orientation.orientation_free);
+  EXPECT_EQ(item(a, "augment.flipud").value, "0");
+  EXPECT_EQ(item(a, "augment.degrees").value, "0");
+  EXPECT_NE(item(a, "augment.flipud").reason.find("cannot tell"), std::string::npos) << item(a, "augment.flipud").reason;
+  EXPECT_NE(item(a, "augment.degrees").reason.find("not known to be orientation-free"), std::string::npos);
+}
+
+// Many small objects, all in a band across the middle (cars on a road): symmetric about the middle, but
+// nothing in the top or bottom quarter shows whether upside-down copies would look like the data.
+TEST(AdviseAugment, ObjectsInAMiddleBandCannotTell) {
+  const Advice a = advise_training(shapes(30, 30, [](int i, int k) { return 0.4 + 0.2 * (i * 4 + k) / 399.0; }, 100),
+                                   options_for());
+  EXPECT_TRUE(a.orientation.y.symmetric);
+  EXPECT_EQ(a.orientation.free_boxes, 400);
+  EXPECT_DOUBLE_EQ(a.orientation.outside_middle_share, 0.0);
+  EXPECT_EQ(a.orientation.verdict, OrientationVerdict::unknown);
+  EXPECT_EQ(item(a, "augment.flipud").value, "0");
+  EXPECT_NE(item(a, "augment.flipud").reason.find("0% of the box centres lie in the top or bottom quarter (needs 20%)"),
+            std::string::npos)
+      << item(a, "augment.flipud").reason;
 }
 
 TEST(AdviseAugment, MultiScaleOnlyWhereObjectSizesSpreadWidely) {
@@ -337,7 +395,8 @@ TEST(AdviseTiles, LargeImagesWithTinyBoxesSuggestTiles) {
 }
 
 TEST(AdviseCommand, OverridesAreValidRunConfigKeys) {
-  const Advice a = advise_training(shapes(30, 30, [](int i, int k) { return 0.1 + 0.8 * (i * 4 + k) / 79.0; }), options_for());
+  const Advice a = advise_training(shapes(30, 30, [](int i, int k) { return 0.1 + 0.8 * (i * 4 + k) / 399.0; }, 100),
+                                   options_for());
   EXPECT_EQ(a.command.rfind("detkit train data=data/x model=yolo-n ", 0), 0u) << a.command;
   RunConfig c;
   EXPECT_NO_THROW(c = resolve_run_config("", a.overrides));

@@ -3,6 +3,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -97,12 +99,72 @@ KnowledgeBase parse_knowledge_base(const std::string& yaml_text) {
     e.fix = str(n, "fix", e.id, e.category != "noise");
     for (const auto& c : n["causes"]) e.causes.push_back(trim(c.as<std::string>()));
     e.specialize = str(n, "specialize", e.id, false);
+    for (const auto& s : n["in_log"]) e.in_log.push_back(trim(s.as<std::string>()));
     for (const auto& other : kb.entries)
       if (other.id == e.id)
         throw InternalError({cat("explain.yaml: entry id '", e.id, "' appears twice"), "", "fix data/explain.yaml and rebuild"});
     kb.entries.push_back(std::move(e));
   }
   return kb;
+}
+
+std::string normalise_log_line(const std::string& line) {
+  std::string s;
+  s.reserve(line.size());
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (c == '\x1b' && i + 1 < line.size() && line[i + 1] == '[') {  // ANSI colour: ESC [ params letter
+      i += 2;
+      while (i < line.size() && !std::isalpha(static_cast<unsigned char>(line[i]))) ++i;
+      continue;
+    }
+    if (c == '`') continue;
+    if ((c == '*' || c == '~') && i + 1 < line.size() && line[i + 1] == c) {  // markdown ** and ~~ (not __: __init__)
+      ++i;
+      continue;
+    }
+    if (c == '&') {  // the HTML entities that pages put in place of quotes and brackets
+      static const std::pair<const char*, char> entities[] = {{"&quot;", '"'}, {"&#39;", '\''}, {"&#x27;", '\''},
+                                                              {"&apos;", '\''}, {"&lt;", '<'},   {"&gt;", '>'},
+                                                              {"&amp;", '&'},   {"&nbsp;", ' '}};
+      bool replaced = false;
+      for (const auto& [name, ch] : entities)
+        if (line.compare(i, std::strlen(name), name) == 0) {
+          s += ch;
+          i += std::strlen(name) - 1;
+          replaced = true;
+          break;
+        }
+      if (replaced) continue;
+    }
+    if (static_cast<unsigned char>(c) == 0xE2 && i + 2 < line.size() && static_cast<unsigned char>(line[i + 1]) == 0x80) {
+      const auto third = static_cast<unsigned char>(line[i + 2]);  // U+2018..U+201D quotes, U+2013/4 dashes
+      const char plain = third == 0x98 || third == 0x99 ? '\'' : third == 0x9C || third == 0x9D ? '"'
+                         : third == 0x93 || third == 0x94 ? '-' : '\0';
+      if (plain) {
+        s += plain;
+        i += 2;
+        continue;
+      }
+    }
+    if (static_cast<unsigned char>(c) == 0xC2 && i + 1 < line.size() && static_cast<unsigned char>(line[i + 1]) == 0xA0) {
+      s += ' ';  // no-break space
+      ++i;
+      continue;
+    }
+    s += (c == '\t' || c == '\r') ? ' ' : c;
+  }
+  // Quote markers at the start ("> > text"), then white space runs.
+  std::size_t start = 0;
+  while (start < s.size() && (s[start] == ' ' || s[start] == '>')) ++start;
+  std::string out;
+  out.reserve(s.size() - start);
+  for (std::size_t i = start; i < s.size(); ++i) {
+    if (s[i] == ' ' && (out.empty() || out.back() == ' ')) continue;
+    out += s[i];
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
 }
 
 const KnowledgeBase& knowledge_base() {
@@ -199,6 +261,79 @@ std::string specialize_devices(const Facts& f) {
 
 }  // namespace
 
+namespace {
+
+// Reads one normalised line into `f`; the first value of each kind wins.
+void read_log_facts(const std::string& line, LogFacts& f) {
+  static const std::regex smi_header(R"(NVIDIA-SMI [0-9.]+ .*Driver Version: ([0-9.]+)(?: .*CUDA Version: ([0-9.]+))?)");
+  static const std::regex devices(R"(CUDA_VISIBLE_DEVICES['"\]]* ?[=:] ?['"]?([0-9A-Za-z,-]*))");
+  static const std::regex framework(R"((?:^|[^0-9.])([0-9]+\.[0-9]+(?:\.[0-9]+)?\+(?:cpu|cu[0-9]{2,3}|rocm[0-9.]+))\b)");
+  std::smatch m;
+  if (f.driver.empty() && std::regex_search(line, m, smi_header)) {
+    f.driver = m[1].str();
+    if (m[2].matched) f.driver_cuda = m[2].str();
+  }
+  if (!f.devices_shown && std::regex_search(line, m, devices)) {
+    f.devices_shown = true;
+    f.devices = m[1].str();
+  }
+  if (f.framework.empty() && std::regex_search(line, m, framework)) f.framework = m[1].str();
+}
+
+// "a || b": the first of a and b whose values are all in the log.
+std::vector<std::string> split_alternatives(const std::string& sentence) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  for (std::size_t bar; (bar = sentence.find(" || ", start)) != std::string::npos; start = bar + 4)
+    out.push_back(sentence.substr(start, bar - start));
+  out.push_back(sentence.substr(start));
+  return out;
+}
+
+// One in_log sentence with its values, or "" when a value it names is not in the log.
+std::string fill_in_log(const std::string& sentence, const std::vector<std::string>& groups, const LogFacts& f) {
+  std::string out;
+  for (std::size_t i = 0; i < sentence.size(); ++i) {
+    if (sentence[i] != '{') {
+      out += sentence[i];
+      continue;
+    }
+    const std::size_t close = sentence.find('}', i);
+    if (close == std::string::npos) return "";
+    const std::string name = sentence.substr(i + 1, close - i - 1);
+    i = close;
+    std::string value;
+    if (name == "log.driver") value = f.driver;
+    else if (name == "log.driver_cuda") value = f.driver_cuda;
+    else if (name == "log.devices") value = f.devices_shown ? (f.devices.empty() ? "(empty)" : f.devices) : "";
+    else if (name == "log.framework") value = f.framework;
+    else {
+      const std::size_t bar = name.find('|');
+      const auto index = parse_int(name.substr(0, bar));
+      if (!index || *index < 1 || static_cast<std::size_t>(*index) > groups.size()) return "";
+      value = groups[static_cast<std::size_t>(*index - 1)];
+      const std::string filter = bar == std::string::npos ? "" : name.substr(bar + 1);
+      if (!value.empty() && filter == "cuda") {  // cudaDriverGetVersion's 1000 * major + 10 * minor
+        const auto number = parse_int(value);
+        value = number && *number >= 1000 ? cuda_version_from_int(static_cast<int>(*number)) : "";
+      } else if (!value.empty() && filter == "cudnn" && value.find(',') != std::string::npos) {
+        std::vector<std::string> parts = split(value, ',');  // PyTorch's tuple: (8, 7, 0)
+        for (auto& part : parts) part = trim(part);
+        value = join(parts, ".");
+      } else if (!value.empty() && filter == "cudnn" && value.find('.') == std::string::npos) {
+        // CUDNN_VERSION before cuDNN 9: 1000 * major + 100 * minor + patch (7201 is 7.2.1)
+        const auto number = parse_int(value);
+        value = number && *number >= 1000 ? cat(*number / 1000, ".", *number % 1000 / 100, ".", *number % 100) : "";
+      }
+    }
+    if (value.empty()) return "";
+    out += value;
+  }
+  return out;
+}
+
+}  // namespace
+
 ExplainResult explain_log(const std::string& log, const KnowledgeBase& kb, const Facts* facts) {
   ExplainResult result;
   const auto& entries = compiled(kb);
@@ -209,30 +344,45 @@ ExplainResult explain_log(const std::string& log, const KnowledgeBase& kb, const
   while (std::getline(in, raw)) {
     ++result.lines;
     if (raw.size() > 4000) raw.resize(4000);  // a binary blob or a giant tensor print is not a message
+    const std::string line = normalise_log_line(raw);
+    read_log_facts(line, result.log_facts);
     for (const auto& c : entries)
       for (const auto& re : c.patterns) {
         std::smatch m;
-        if (!std::regex_search(raw, m, re)) continue;
+        if (!std::regex_search(line, m, re)) continue;
         auto [it, fresh] = found.try_emplace(c.entry->id);
         Explanation& x = it->second;
         if (fresh) {
           x.entry = c.entry;
           x.line_number = result.lines;
-          x.line = trim(raw);
-          if (m.size() > 1 && m[1].matched) x.captured = m[1].str();
+          x.line = line;
+          for (std::size_t g = 1; g < m.size(); ++g) x.groups.push_back(m[g].matched ? m[g].str() : "");
+          if (!x.groups.empty()) x.captured = x.groups.front();
           order.push_back(c.entry->id);
         }
         ++x.occurrences;
         break;
       }
   }
+  const LogFacts& lf = result.log_facts;
   for (const auto& id : order) {
     Explanation x = found[id];
     if (x.entry->category == "noise") {
       result.noise.push_back(x);
       continue;
     }
-    if (facts) {
+    std::vector<std::string> said;
+    for (const auto& sentence : x.entry->in_log)
+      for (const auto& alternative : split_alternatives(sentence))
+        if (std::string s = fill_in_log(alternative, x.groups, lf); !s.empty()) {
+          said.push_back(s);
+          break;
+        }
+    x.in_the_log = join(said, "; ");
+    // The doctor's facts are about the machine running detkit. Where the log shows a GPU driver and this
+    // machine has none, the log came from elsewhere and the facts would only contradict it.
+    const bool log_from_elsewhere = !lf.driver.empty() && facts && driver_version(*facts).empty();
+    if (facts && !log_from_elsewhere) {
       const std::string& kind = x.entry->specialize;
       if (kind == "soname" && !x.captured.empty()) x.on_this_machine = specialize_soname(x.captured, *facts);
       else if (kind == "driver") x.on_this_machine = specialize_driver(*facts);
@@ -263,6 +413,18 @@ std::string render_explanation(const ExplainResult& r, const std::string& source
   out << source << ": " << r.causes.size() << " known error(s) in " << r.lines << " lines";
   if (!r.noise.empty()) out << " (" << r.noise.size() << " known harmless message(s) skipped)";
   out << "\n";
+  if (r.log_facts.any()) {
+    const LogFacts& f = r.log_facts;
+    std::vector<std::string> shows;
+    if (!f.driver.empty())
+      shows.push_back(cat("NVIDIA driver ", f.driver, f.driver_cuda.empty() ? "" : " (CUDA up to " + f.driver_cuda + ")",
+                          " in nvidia-smi's output"));
+    if (f.devices_shown) shows.push_back(cat("CUDA_VISIBLE_DEVICES=", f.devices.empty() ? "(empty: no GPU visible)" : f.devices));
+    if (!f.framework.empty())
+      shows.push_back(cat("a framework version ", f.framework,
+                          f.framework.find("+cpu") != std::string::npos ? " (a CPU-only build)" : ""));
+    out << "the log shows: " << join(shows, "; ") << "\n";
+  }
   for (std::size_t i = 0; i < r.causes.size(); ++i) {
     const auto& x = r.causes[i];
     const auto& e = *x.entry;
@@ -275,7 +437,9 @@ std::string render_explanation(const ExplainResult& r, const std::string& source
       for (std::size_t c = 0; c < e.causes.size(); ++c) out << "    " << c + 1 << ". " << e.causes[c] << "\n";
     }
     out << "  fix: " << e.fix << "\n";
-    if (!x.on_this_machine.empty()) out << "  on this machine: " << x.on_this_machine << "\n";
+    if (!x.in_the_log.empty()) out << "  in this log: " << x.in_the_log << "\n";
+    if (!x.on_this_machine.empty())
+      out << "  on the machine running detkit (which may not be the one that wrote the log): " << x.on_this_machine << "\n";
   }
   return out.str();
 }
@@ -287,13 +451,16 @@ std::string explanation_to_json(const ExplainResult& r, const std::string& sourc
     causes.push_back({{"id", x.entry->id}, {"title", x.entry->title}, {"source", x.entry->source},
                       {"category", x.entry->category}, {"line_number", x.line_number}, {"line", x.line},
                       {"occurrences", x.occurrences}, {"meaning", x.entry->meaning}, {"causes", x.entry->causes},
-                      {"fix", x.entry->fix}, {"on_this_machine", x.on_this_machine}});
+                      {"fix", x.entry->fix}, {"in_the_log", x.in_the_log}, {"on_this_machine", x.on_this_machine}});
   for (const auto& x : r.noise)
     noise.push_back({{"id", x.entry->id}, {"line_number", x.line_number}, {"occurrences", x.occurrences}});
   J root;
   root["source"] = source;
   root["lines"] = r.lines;
   root["recognised"] = r.recognised();
+  root["log_facts"] = {{"driver", r.log_facts.driver}, {"driver_cuda", r.log_facts.driver_cuda},
+                       {"cuda_visible_devices", r.log_facts.devices_shown ? J(r.log_facts.devices) : J(nullptr)},
+                       {"framework", r.log_facts.framework}};
   root["causes"] = causes;
   root["noise"] = noise;
   return root.dump(2) + "\n";

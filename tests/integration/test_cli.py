@@ -589,6 +589,24 @@ class Explain(unittest.TestCase):
         self.assertEqual(j["causes"][0]["id"], "cudnn-not-loadable")
         self.assertEqual(j["noise"][0]["id"], "tf-trt-not-found")
 
+    def test_a_log_pasted_from_an_issue_thread(self):
+        # Markdown bold around the message, a quoted nvidia-smi header and the driver's own number: the
+        # explanation decodes the number, shows what the log says, and (this machine has no NVIDIA driver)
+        # does not contradict the log's nvidia-smi with this machine's facts.
+        log = ("I get this when I start training:\n"
+               "> | NVIDIA-SMI 390.144    Driver Version: 390.144    CUDA Version: 9.1 |\n"
+               "**UserWarning: CUDA initialization: The NVIDIA driver on your system is too old (found version "
+               "9010). Please update your GPU driver**\n"
+               "torch 1.13.1+cu117\n")
+        p = subprocess.run([DETKIT, "explain", "-"], input=log, capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("root cause: PyTorch says the NVIDIA driver is too old  [torch-driver-too-old", p.stdout)
+        self.assertIn("the log shows: NVIDIA driver 390.144 (CUDA up to 9.1) in nvidia-smi's output; "
+                      "a framework version 1.13.1+cu117", p.stdout)
+        self.assertIn("in this log: the driver reports version 9010: it supports CUDA up to 9.1", p.stdout)
+        if not Path("/proc/driver/nvidia/version").exists():
+            self.assertNotIn("no NVIDIA driver", p.stdout)
+
     def test_unknown_log_exits_1_and_suggests_the_doctor(self):
         with tempfile.TemporaryDirectory() as tmp:
             log = Path(tmp) / "ok.log"
@@ -799,6 +817,10 @@ class Advise(unittest.TestCase):
         # Microscopy has no up: box-centre y is symmetric and the cells are round, so flipud is advised.
         self.assertTrue(advice["orientation"]["y_mirror"]["symmetric"])
         self.assertFalse(advice["orientation"]["upright"])
+        # ... with the evidence that makes the symmetry mean something: thousands of cells all over the slide.
+        self.assertEqual(advice["orientation"]["verdict"], "free")
+        self.assertGreaterEqual(advice["orientation"]["free_boxes"], advice["orientation"]["required"]["free_boxes"])
+        self.assertGreater(advice["orientation"]["outside_middle_share"], 0.3)
         flipud = next(a for a in advice["augment"] if a["key"] == "augment.flipud")
         self.assertEqual(flipud["value"], "0.5")
         self.assertIn("augment.flipud=0.5", advice["command"])
@@ -817,10 +839,6 @@ class Advise(unittest.TestCase):
         self.assert_command_parses(advice)
 
     def test_tiny_objects_on_large_synthetic_images(self):
-        # ... with the evidence that makes the symmetry mean something: thousands of cells all over the slide.
-        self.assertEqual(advice["orientation"]["verdict"], "free")
-        self.assertGreaterEqual(advice["orientation"]["free_boxes"], advice["orientation"]["required"]["free_boxes"])
-        self.assertGreater(advice["orientation"]["outside_middle_share"], 0.3)
         with tempfile.TemporaryDirectory() as tmp:
             run("synth", "--out", f"{tmp}/big", "--sizes", "2560x1920", "--min-object-px", "3", "--train", "16",
                 "--val", "2", "--format", "yolo", check=0)

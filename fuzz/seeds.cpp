@@ -7,8 +7,10 @@
 
 #include "core/fs.h"
 #include "image_samples.h"
+#include "pt_samples.h"
 
 namespace S = detkit::samples;
+namespace pt = detkit::samples::pt;
 namespace fs = std::filesystem;
 
 namespace {
@@ -70,6 +72,46 @@ void annotations(const fs::path& out) {
 </annotation>)");
 }
 
+// PyTorch checkpoints (pt_samples.h, shared with the pt_file tests): the zip and legacy forms torch.save
+// writes, and bare pickles for the pickle reader the harness also runs.
+void checkpoints(const fs::path& out) {
+  const fs::path d = out / "pt";
+  const std::string four = pt::floats({1, 2, 3, 4});
+  put(d, "state_dict.pt", pt::small_torch_zip());
+  // A parameter in float16, a transposed view and two views of one storage, written big-endian.
+  pt::TensorSpec half, transposed, row;
+  half.name = "half";
+  half.storage_type = "HalfStorage";
+  half.shape = {4};
+  half.stride = {1};
+  half.parameter = true;
+  transposed.name = "t";
+  transposed.storage_key = "1";
+  transposed.stride = {1, 2};
+  row.name = "row";
+  row.storage_key = "1";
+  row.offset = 2;
+  row.shape = {2};
+  row.stride = {1};
+  std::string be = four;
+  for (std::size_t i = 0; i < be.size(); i += 4) std::swap(be[i], be[i + 3]), std::swap(be[i + 1], be[i + 2]);
+  put(d, "views-big-endian.pt",
+      pt::torch_zip(pt::state_dict_pickle({half, transposed, row}), {{"0", std::string("\x3c\x00\x40\x00\x42\x00\x44\x00", 8)}, {"1", be}},
+                    "model", "big"));
+  pt::TensorSpec weight, running;
+  weight.name = "weight";
+  running.name = "running";
+  running.storage_key = "1";
+  running.storage_numel = 2;
+  running.shape = {2};
+  running.stride = {1};
+  put(d, "module-tree.pt", pt::torch_zip(pt::module_tree_pickle(weight, running), {{"0", four}, {"1", pt::floats({5, 6})}}));
+  put(d, "legacy.pt", pt::torch_legacy(pt::state_dict_pickle({pt::TensorSpec{}}, true), {{"0", four}}));
+  put(d, "state_dict.pkl", pt::state_dict_pickle({pt::TensorSpec{}}));
+  put(d, "protocol0.pkl", "((lp0\nI1\naVcaf\\u00e9\nF1.5\nS'q\\n'\np1\ng1\nccollections\nOrderedDict\n(tRVa\nL12345678901234567890L\nsI01\n"
+                          "(I1\nimymod\nT\n(dVk\nNsbPid\ntp2\n.");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -80,6 +122,7 @@ int main(int argc, char** argv) {
   try {
     images(argv[1]);
     annotations(argv[1]);
+    checkpoints(argv[1]);
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;

@@ -9,6 +9,8 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/fs.h"
+#include "core/run_config.h"
 #include "core/text.h"
 
 namespace detkit::advise {
@@ -279,6 +281,8 @@ std::string shell_quote(const std::string& s) {
 
 void validate_options(const AdviseOptions& options) {
   model_scale(options.model);
+  if (!options.weights.empty() && !fs::exists(options.weights))
+    throw UsageError({cat("--weights: ", options.weights, " does not exist"), "", "give the weights file you will train from"});
   if (options.imgsz < 32 || options.imgsz % 32 != 0)
     throw UsageError({cat("--imgsz must be a positive multiple of 32 (the largest stride); got ", options.imgsz), "",
                       cat("use --imgsz ", std::max<int64_t>(32, round_up(options.imgsz, 32)))});
@@ -599,6 +603,17 @@ struct Advisor {
     }
     s.warmup_epochs = std::max<double>(3, std::ceil(100.0 / static_cast<double>(s.batches_per_epoch)));
     s.warmup_epochs = std::min(s.warmup_epochs, std::max(1.0, std::floor(static_cast<double>(s.epochs) / 10)));
+    if (!options.weights.empty()) {
+      // Fine-tuning: trained features are there to keep. A fifth of the from-scratch rate (as train's own
+      // default, kFinetuneLr0 against 0.01), a warmup of ~30 batches (at least one epoch) instead of ~100,
+      // and a third of the steps: the run starts near a good solution.
+      s.finetune = true;
+      s.weights = options.weights;
+      s.lr0 = std::round(s.lr0 * (kFinetuneLr0 / RunConfig{}.lr0) * 1e6) / 1e6;
+      s.warmup_epochs = std::min(s.warmup_epochs, std::max(1.0, std::ceil(30.0 / static_cast<double>(s.batches_per_epoch))));
+      s.epochs = std::clamp<int64_t>(round_up((kTargetSteps / 3 + s.steps_per_epoch - 1) / s.steps_per_epoch, 10), 30, 100);
+      s.total_steps = s.epochs * s.steps_per_epoch;
+    }
   }
 
   // Orientation (from box statistics, native pixels)
@@ -756,13 +771,14 @@ struct Advisor {
     o.push_back("data=" + options.data);
     if (options.data_format != "auto") o.push_back("data_format=" + options.data_format);
     o.push_back("model=" + options.model);
+    if (!options.weights.empty()) o.push_back("weights=" + options.weights);
     o.push_back(cat("imgsz=", isz.suggested));
     o.push_back(cat("batch=", s.batch));
     o.push_back(cat("nominal_batch=", s.nominal_batch));
     o.push_back(cat("epochs=", s.epochs));
     if (s.optimizer != "sgd") o.push_back("optimizer=" + s.optimizer);
     o.push_back("lr0=" + num(s.lr0));
-    if (s.warmup_epochs != 3) o.push_back("warmup_epochs=" + num(s.warmup_epochs));
+    if (s.warmup_epochs != 3 || s.finetune) o.push_back("warmup_epochs=" + num(s.warmup_epochs));
     if (s.warmup_bias_lr != 0.1) o.push_back("warmup_bias_lr=" + num(s.warmup_bias_lr));
     if (!s.memory_is_gpu && s.memory_bytes > 0) o.push_back("device=cpu");
     for (const auto& it : a.augment)
@@ -909,8 +925,13 @@ std::string format_advice(const Advice& a) {
         << " (< 500) images AdamW converges more reliably than SGD at 0.01; warmup_bias_lr 0 (0.1 is too high for Adam)\n";
   else
     out << "   optimizer sgd, lr0 " << num(s.lr0) << " (the default for nominal batch 64)\n";
-  out << "   warmup_epochs " << num(s.warmup_epochs) << " (" << static_cast<int64_t>(s.warmup_epochs) * s.batches_per_epoch
-      << " batches; at least ~100 batches of warmup, at most a tenth of the run)\n";
+  if (s.finetune)
+    out << "   fine-tuning from " << s.weights << ": lr0 is a fifth of the from-scratch rate, warmup_epochs "
+        << num(s.warmup_epochs) << " (" << static_cast<int64_t>(s.warmup_epochs) * s.batches_per_epoch
+        << " batches) and " << s.epochs << " epochs: a from-scratch rate and warmup would wash out the trained features\n";
+  else
+    out << "   warmup_epochs " << num(s.warmup_epochs) << " (" << static_cast<int64_t>(s.warmup_epochs) * s.batches_per_epoch
+        << " batches; at least ~100 batches of warmup, at most a tenth of the run)\n";
 
   const ClassBalance& b = a.balance;
   out << "\n4. Classes\n   ";
@@ -1017,7 +1038,7 @@ std::string advice_json(const Advice& a) {
                    {"batch", s.batch}, {"nominal_batch", s.nominal_batch}, {"accumulate", s.accumulate},
                    {"batches_per_epoch", s.batches_per_epoch}, {"steps_per_epoch", s.steps_per_epoch}, {"epochs", s.epochs},
                    {"total_steps", s.total_steps}, {"optimizer", s.optimizer}, {"lr0", s.lr0},
-                   {"warmup_epochs", s.warmup_epochs}, {"warmup_bias_lr", s.warmup_bias_lr}, {"notes", s.notes},
+                   {"warmup_epochs", s.warmup_epochs}, {"warmup_bias_lr", s.warmup_bias_lr}, {"finetune", s.finetune}, {"weights", s.weights}, {"notes", s.notes},
                    {"estimate", true}};
   const ClassBalance& b = a.balance;
   J classes = J::array();

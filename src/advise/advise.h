@@ -97,6 +97,7 @@ struct AdviseOptions {
   std::string data;                 // the dataset path, for the command line
   std::string data_format = "auto"; // written as data_format= when not auto
   std::string model = "yolo-n";
+  std::string weights;              // fine-tuning from these weights ("": from scratch): lower lr0, shorter warmup
   int64_t imgsz = 640;              // planned training size (multiple of 32)
   int64_t max_imgsz = 1536;         // largest imgsz advise will suggest
   double target_share = 0.99;       // share of boxes that must get >= 1 candidate
@@ -193,6 +194,8 @@ struct Schedule {
   double lr0 = 0.01;
   double warmup_epochs = 3;
   double warmup_bias_lr = 0.1;
+  bool finetune = false;          // starting from `weights`: a fifth of the lr0, a shorter warmup and run
+  std::string weights;
   std::vector<std::string> notes;
 };
 

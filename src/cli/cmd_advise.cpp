@@ -22,6 +22,8 @@ int run_advise(const std::vector<std::string>& args) {
   set.positionals("DATASET", "a COCO .json (or a folder with annotations/), a YOLO data.yaml, or a VOC folder", &dataset, 1, 1);
   add_dataset_options(set, data);
   set.add("--model", &options.model, "the detector to train").choices({"yolo-n", "yolo-s", "yolo-m"});
+  set.add("--weights", &options.weights, "fine-tune from these weights (see detkit import): lower lr0, shorter warmup and run")
+      .value_name("FILE");
   set.add("--imgsz", &options.imgsz, "planned training size (a multiple of 32)").range(32, 8192);
   set.add("--max-imgsz", &options.max_imgsz, "largest image size to suggest (a multiple of 32)").range(32, 8192);
   set.add("--gpu-mem", &gpu_mem, "GPU memory to size the batch for, e.g. 24GiB; without it, this machine's RAM (CPU training)")

@@ -26,6 +26,8 @@ const std::vector<CommandSpec>& commands() {
       {"augment", "draw a grid of training samples as the loader augments them (boxes and class names)", run_augment},
       {"config", "resolve and validate a run configuration (YAML file + key=value overrides); list every key",
        run_config},
+      {"import", "read weights from a PyTorch checkpoint (state_dict, Ultralytics YOLOv8 .pt) into a detkit model",
+       run_import},
       {"model", "describe a detector: parameters, GFLOPs, strides and output grids (model info)", run_model},
       {"train", "train a detector (checks the data first; checkpoints, guardrails, out-of-memory recovery, --resume)",
        run_train},

@@ -49,5 +49,6 @@ int run_train(const std::vector<std::string>& args);
 int run_lr_find(const std::vector<std::string>& args);
 int run_detect(const std::vector<std::string>& args);
 int run_report(const std::vector<std::string>& args);
+int run_import(const std::vector<std::string>& args);
 
 }  // namespace detkit::cli

@@ -36,6 +36,10 @@ void RunConfig::visit(ConfigVisitor& v) {
   v.field("data_format", data_format, "dataset layout", {"auto", "coco", "yolo", "voc"});
   v.field("model", model, "model family and scale", {"yolo-n", "yolo-s", "yolo-m"});
   v.field("stride4", stride4, "add a stride-4 output level for very small objects");
+  v.field("weights", weights,
+          "start from these weights: a detkit checkpoint or run, a PyTorch state_dict, or an Ultralytics YOLOv8 "
+          "n/s/m .pt (see detkit import); \"\": from scratch");
+  v.field("freeze", freeze, "layers not trained: backbone, or N (the first N layers in YOLOv8 numbering); \"\": none");
   v.field("imgsz", imgsz, "training and evaluation image size in pixels (multiple of 32)", {32, 8192});
   v.field("epochs", epochs, "training epochs", {1, 100000});
   v.field("time_limit", time_limit, "minutes: fit the run (epochs, schedule) into this time (0: no limit)", {0, 1e6});
@@ -52,11 +56,13 @@ void RunConfig::visit(ConfigVisitor& v) {
   v.field("seed", seed, "seed for every random number generator", {0, {}});
   v.field("amp", amp, "mixed precision on CUDA (bf16 where supported, else fp16)");
   v.field("optimizer", optimizer, "optimizer", {"sgd", "adamw"});
-  v.field("lr0", lr0, lr0_auto, "initial learning rate; auto: from a learning-rate range test (see lr_find)", {0, 10});
+  v.field("lr0", lr0, lr0_auto,
+          "initial learning rate (0.01; 0.002 when starting from weights); auto: from a learning-rate range test (see lr_find)",
+          {0, 10});
   v.field("lrf", lrf, "final learning rate as a fraction of lr0", {0, 1});
   v.field("momentum", momentum, "SGD momentum / Adam beta1", {0, 1});
   v.field("weight_decay", weight_decay, "weight decay (not applied to norms and biases)", {0, 1});
-  v.field("warmup_epochs", warmup_epochs, "linear warmup length in epochs", {0, 1000});
+  v.field("warmup_epochs", warmup_epochs, "linear warmup length in epochs (3; 1 when starting from weights)", {0, 1000});
   v.field("warmup_momentum", warmup_momentum, "SGD momentum / Adam beta1 at the start of warmup", {0, 1});
   v.field("warmup_bias_lr", warmup_bias_lr, "bias learning rate at the start of warmup", {0, 10});
   v.field("schedule", schedule, "learning-rate decay after warmup", {"cosine", "linear"});
@@ -111,6 +117,11 @@ void validate(const RunConfig& c) {
     throw ConfigError({cat("config key 'lr_find.start' (", c.lr_find.start, ") must be below 'lr_find.end' (", c.lr_find.end, ")"),
                        "the range test raises the learning rate from start to end",
                        "use e.g. lr_find.start=1e-6 lr_find.end=1"});
+  const bool freeze_ok = c.freeze.empty() || c.freeze == "none" || c.freeze == "backbone" ||
+                         (parse_int(c.freeze).value_or(-1) >= 0 && parse_int(c.freeze).value_or(-1) <= 23);
+  if (!freeze_ok)
+    throw ConfigError({cat("config key 'freeze' must be backbone, a layer count 0-23 or empty; got '", c.freeze, "'"), "",
+                       "use freeze=backbone (the first 10 layers) or freeze=N"});
   if (c.name.empty() || c.name.find('/') != std::string::npos)
     throw ConfigError({cat("config key 'name' must be a single directory name; got '", c.name, "'"), "",
                        "put parent directories in 'project' instead"});
@@ -119,9 +130,15 @@ void validate(const RunConfig& c) {
 
 RunConfig resolve_run_config(const std::string& config_file, const std::vector<std::string>& overrides) {
   RunConfig config;
+  // -1 marks "not given", so the fine-tuning defaults apply only to what the user left unset.
+  config.lr0 = -1;
+  config.warmup_epochs = -1;
   const ConfigRoot root = config_root(config);
   if (!config_file.empty()) apply_config_file(root, config_file);
   apply_config_overrides(root, overrides);
+  const RunConfig defaults;
+  if (config.lr0 < 0) config.lr0 = config.weights.empty() ? defaults.lr0 : kFinetuneLr0;
+  if (config.warmup_epochs < 0) config.warmup_epochs = config.weights.empty() ? defaults.warmup_epochs : kFinetuneWarmupEpochs;
   validate(config);
   return config;
 }

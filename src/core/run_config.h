@@ -49,12 +49,19 @@ struct LrFindConfig {
   void visit(ConfigVisitor& v);
 };
 
+// Fine-tuning defaults: when `weights` is set and lr0 / warmup_epochs are not, the run starts from trained
+// features, so a lower rate and a shorter warmup keep it from washing them out.
+constexpr double kFinetuneLr0 = 0.002;
+constexpr double kFinetuneWarmupEpochs = 1.0;
+
 struct RunConfig {
   int64_t version = kRunConfigVersion;  // config schema version
   std::string data = "";                // dataset: a COCO JSON, a YOLO data.yaml or a VOC directory
   std::string data_format = "auto";     // dataset layout
   std::string model = "yolo-n";         // model family and scale
   bool stride4 = false;                 // add a stride-4 output level for very small objects
+  std::string weights = "";             // start from these weights (detkit, PyTorch state_dict or Ultralytics YOLOv8 file)
+  std::string freeze = "";              // layers not trained: backbone, or N (the first N, YOLOv8 numbering); "": none
   int64_t imgsz = 640;                  // training and evaluation image size (pixels, multiple of 32)
   int64_t epochs = 100;                 // training epochs
   double time_limit = 0;                // minutes: fit the run (epochs, schedule) into this time (0: no limit)

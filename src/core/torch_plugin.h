@@ -244,6 +244,42 @@ struct MemoryPlan {
   double seconds = 0;
 };
 
+// `detkit import` (src/models/weights_import.h): weights from a PyTorch, Ultralytics or detkit file,
+// written as a detkit checkpoint.
+struct ImportRequest {
+  std::string file;                       // the weights file to read
+  std::string out;                        // the detkit checkpoint to write
+  std::vector<std::string> class_names;   // empty: the file's names, else class0, class1, ...
+  int64_t imgsz = 0;                      // 0: the file's training size, else 640
+};
+
+// One row of the import table: what became of one tensor.
+struct ImportRow {
+  std::string target;                     // detkit's name ("" for a file tensor nothing took)
+  std::string source;                     // the file's name ("" for a tensor the file lacks)
+  std::string status;                     // loaded, reshaped, new (kept the model's initialisation), unused
+  std::vector<int64_t> source_shape, target_shape;
+};
+
+struct ImportResult {
+  std::string file;
+  std::string container;                  // zip, legacy, detkit
+  std::string entry;                      // where in the file the weights were ("ema", "model", "")
+  std::string source_layout;              // "Ultralytics YOLOv8 (ultralytics.nn.tasks.DetectionModel)", ...
+  std::string model;                      // the detkit scale built
+  int64_t classes = 0;
+  std::vector<std::string> class_names;
+  int64_t imgsz = 0;
+  std::vector<ImportRow> rows;
+  std::vector<std::string> notes;
+  std::string out;                        // the checkpoint written ("" when only loaded)
+  int64_t count(const std::string& status) const {
+    int64_t n = 0;
+    for (const auto& r : rows) n += r.status == status;
+    return n;
+  }
+};
+
 // The plugin's interface. Methods translate LibTorch errors into detkit::Error subclasses.
 class TorchPlugin {
  public:
@@ -274,10 +310,13 @@ class TorchPlugin {
   // Runs the learning-rate range test (src/train/lr_find.h). Throws UsageError/DataError for a bad request,
   // OutOfMemoryError when a step does not fit.
   virtual LrFindResult find_lr(const LrFindRequest& request) = 0;
+  // Reads a weights file and writes it as a detkit checkpoint (src/models/weights_import.h). Throws
+  // CheckpointError for a file that cannot be read or mapped.
+  virtual ImportResult import_weights(const ImportRequest& request) = 0;
 };
 
 // Bumped whenever TorchPlugin changes, so a stale plugin is refused instead of crashing.
-constexpr int kTorchPluginApiVersion = 7;
+constexpr int kTorchPluginApiVersion = 8;
 
 // Where the plugin is looked for: DETKIT_TORCH_PLUGIN when set, else ../lib/libdetkit_torch.so beside the
 // executable.

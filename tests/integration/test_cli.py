@@ -15,7 +15,7 @@ DETKIT = os.environ.get("DETKIT", str(Path(__file__).resolve().parents[2] / "bui
 # The fixtures and datasets carried in the tree (tests/data/README.md).
 TEST_DATA = Path(os.environ.get("DETKIT_TEST_DATA_DIR", Path(__file__).resolve().parents[1] / "data"))
 COMMANDS = ["doctor", "explain", "synth", "check", "convert", "augment", "config", "train", "eval", "detect", "version",
-            "model", "report", "advise", "plan", "lr-find"]
+            "model", "report", "advise", "plan", "lr-find", "import"]
 
 
 def run(*args, env=None, check=None):
@@ -732,6 +732,37 @@ class TrainEvalDetect(unittest.TestCase):
         for d in predictions:
             self.assertIn(d["category_id"], [1, 2, 3])
             self.assertEqual(len(d["bbox"]), 4)
+
+    def test_import_a_run_then_fine_tune_from_it(self):
+        base = Path(json.loads(self.train("name=base", "--json").stdout)["run_dir"])
+        model = self.root / "imported.pt"
+        result = json.loads(run("import", str(base), "--out", str(model), "--names", "a,b,c", "--json", check=0).stdout)
+        self.assertEqual((result["model"], result["classes"], result["class_names"]), ("yolo-n", 3, ["a", "b", "c"]))
+        self.assertEqual((result["new"], result["unused"], result["reshaped"]), ([], [], []))
+        self.assertEqual(len(result["loaded"]), 355)
+        self.assertTrue(model.is_file())
+
+        p = self.train("name=tuned", f"weights={model}", "freeze=backbone", "epochs=1")
+        self.assertIn("weights: ", p.stderr)
+        self.assertRegex(p.stderr, r"freeze=backbone: \d+ parameter tensors are not trained")
+        tuned = self.root / "runs" / "tuned"
+        table = (tuned / "weights-import.txt").read_text().splitlines()
+        self.assertEqual(sum(line.startswith("loaded ") for line in table), 355)
+        config = (tuned / "config.yaml").read_text()
+        self.assertRegex(config, r"(?m)^lr0: 0.002\b")  # the fine-tuning default; TINY sets warmup_epochs itself
+        self.assertRegex(config, r"(?m)^warmup_epochs: 1\b")
+
+        p = self.train("name=wrong-scale", f"weights={model}", "model=yolo-s", check=None)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("fix: set model=yolo-n", p.stderr)
+        self.assertFalse((self.root / "runs" / "wrong-scale").exists())
+
+        junk = self.root / "junk.pt"
+        junk.write_bytes(b"PK\x03\x04" + b"\x00" * 64)
+        p = run("import", str(junk), "--list")
+        self.assertEqual(p.returncode, 6, p.stderr)
+        self.assertIn(f"error: {junk}", p.stderr)
+        self.assertEqual(run("import", str(model)).returncode, 2)  # neither --out nor --list
 
     def test_broken_data_is_refused_unless_skipped(self):
         bad = self.root / "bad"

@@ -82,6 +82,28 @@ TEST(Config, UnknownKeyNamesTheNearestAndTheLine) {
                     "did you mean 'augment.fliplr'?");
 }
 
+TEST(Config, StartingFromWeightsLowersOnlyTheRatesLeftUnset) {
+  const RunConfig scratch = resolve_run_config("", {});
+  EXPECT_DOUBLE_EQ(scratch.lr0, 0.01);
+  EXPECT_DOUBLE_EQ(scratch.warmup_epochs, 3.0);
+  const RunConfig finetune = resolve_run_config("", {"weights=w.pt"});
+  EXPECT_DOUBLE_EQ(finetune.lr0, kFinetuneLr0);
+  EXPECT_DOUBLE_EQ(finetune.warmup_epochs, kFinetuneWarmupEpochs);
+  const RunConfig given = resolve_run_config("", {"weights=w.pt", "lr0=0.01", "warmup_epochs=3"});
+  EXPECT_DOUBLE_EQ(given.lr0, 0.01);  // an explicit value is kept, even when it equals the from-scratch default
+  EXPECT_DOUBLE_EQ(given.warmup_epochs, 3.0);
+  TempDir dir;
+  const auto file = write(dir, "ft.yaml", "weights: w.pt\nwarmup_epochs: 0\n");
+  const RunConfig from_file = resolve_run_config(file.string(), {});
+  EXPECT_DOUBLE_EQ(from_file.lr0, kFinetuneLr0);
+  EXPECT_DOUBLE_EQ(from_file.warmup_epochs, 0.0);
+  EXPECT_EQ(resolve_run_config("", {"freeze=backbone"}).freeze, "backbone");
+  EXPECT_EQ(resolve_run_config("", {"freeze=10"}).freeze, "10");
+  EXPECT_THROW_WITH(resolve_run_config("", {"freeze=neck"}), ConfigError, "'freeze' must be backbone, a layer count 0-23",
+                    "freeze=backbone");
+  EXPECT_THROW_WITH(resolve_run_config("", {"freeze=24"}), ConfigError, "got '24'", "freeze=N");
+}
+
 TEST(Config, TypesRangesAndChoicesAreChecked) {
   TempDir dir;
   const auto file = write(dir, "run.yaml", "epochs: ten\n");

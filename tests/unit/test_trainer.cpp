@@ -275,6 +275,44 @@ TEST(Trainer, ResumingAnInterruptedRunEndsWithTheSameWeights) {
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 4) << csv;  // header + every epoch, once
 }
 
+TEST(Trainer, FineTuningFromWeightsStartsThereAndFreezeKeepsTheBackbone) {
+  TempDir dir;
+  const DatasetSource source = synth_dataset(dir);
+  const TrainResult base = train::train(request_for(tiny_config(dir, "base"), source));
+  RunConfig config = tiny_config(dir, "tuned");
+  config.epochs = 2;
+  config.weights = base.run_dir + "/weights/last.pt";
+  config.freeze = "backbone";
+  const TrainResult tuned = train::train(request_for(config, source));
+  EXPECT_EQ(tuned.epochs_completed, 2);
+  const std::string table = read_file(fs::path(tuned.run_dir) / "weights-import.txt");
+  EXPECT_EQ(table.find("\nnew "), std::string::npos) << table;  // same classes: every tensor loaded
+  EXPECT_NE(table.find("loaded backbone.0.conv.weight <- backbone.0.conv.weight"), std::string::npos);
+  // The starting point was the base run's EMA weights; the backbone's parameters never moved from them.
+  models::LoadedModel start = models::load_model(base.run_dir + "/weights/last.pt", c10::Device(c10::kCPU));
+  torch::serialize::InputArchive archive, weights;
+  archive.load_from(tuned.run_dir + "/weights/last.pt");
+  archive.read("model", weights);
+  models::YoloOptions options;
+  options.scale = models::yolo_scale("yolo-n");
+  options.classes = 3;
+  models::YoloDetector after(options);
+  after->load(weights);
+  const auto before_params = start.model->named_parameters(true);
+  int64_t backbone = 0, moved_elsewhere = 0;
+  for (const auto& p : after->named_parameters(true)) {
+    const bool same = at::equal(p.value(), before_params[p.key()]);
+    if (p.key().rfind("backbone.", 0) == 0) {
+      EXPECT_TRUE(same) << p.key();
+      ++backbone;
+    } else if (!same) {
+      ++moved_elsewhere;
+    }
+  }
+  EXPECT_GT(backbone, 0);
+  EXPECT_GT(moved_elsewhere, 0);  // the neck and heads trained
+}
+
 TEST(Trainer, AnInjectedOutOfMemoryHalvesTheMicroBatchAndKeepsTheRunsShape) {
   TempDir dir;
   const DatasetSource source = synth_dataset(dir);

@@ -15,6 +15,7 @@
 #include "core/torch/runtime.h"
 #include "core/torch_plugin.h"
 #include "infer/detect.h"
+#include "models/weights_import.h"
 #include "models/yolo.h"
 #include "train/evaluate.h"
 #include "train/lr_find.h"
@@ -150,6 +151,10 @@ class LibTorchPlugin final : public TorchPlugin {
 
   LrFindResult find_lr(const LrFindRequest& request) override {
     return guard_torch("the learning-rate range test", [&] { return train::find_learning_rate(request); });
+  }
+
+  ImportResult import_weights(const ImportRequest& request) override {
+    return guard_torch("importing weights", [&] { return models::import_weights(request); });
   }
 
   void set_threads(int threads) override {

@@ -1,0 +1,1 @@
+"""Stand-in for `ultralytics.nn` (see the package docstring)."""

@@ -624,6 +624,15 @@ FoundWeights find_weights(const Checkpoint& ck) {
       if (const Value* imgsz = args->get("imgsz"); imgsz && imgsz->kind == Kind::Int && imgsz->integer > 0) found.imgsz = imgsz->integer;
   }
   if (found.tensors.empty()) {
+    // LibTorch archives (torch.jit.save, detkit's own checkpoints) keep constants.pkl beside data.pkl.
+    const bool libtorch_archive = std::any_of(ck.records.begin(), ck.records.end(), [](const std::string& r) {
+      return r.size() >= 13 && r.compare(r.size() - 13, 13, "constants.pkl") == 0;
+    });
+    if (libtorch_archive)
+      throw CheckpointError({cat(ck.source, ": a LibTorch archive (a detkit checkpoint or a TorchScript model), not a torch.save file"),
+                             "--list reads torch.save files; a TorchScript model's code is not read",
+                             "for a detkit checkpoint, run 'detkit import FILE --out OUT' (it reads detkit checkpoints) or "
+                             "'detkit eval --model FILE'"});
     std::string keys;
     if (dict_like(root))
       for (const auto& [k, v] : root->entries)

@@ -123,6 +123,7 @@ LrFindResult find_learning_rate(const LrFindRequest& request) {
 
   torch::manual_seed(static_cast<uint64_t>(config.seed));
   models::YoloDetector model = make_detector(config, classes, device);
+  prepare_starting_point(model, config, /*load_weights=*/true);  // the rate that suits the run's own start
   model->train();
   OptimizerSetup setup = make_optimizer(model, config, accumulate);
   const models::DetectionLoss loss(loss_options(config));

@@ -7,9 +7,11 @@
 
 #include "augment/multiscale.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "core/text.h"
 #include "core/torch/compat.h"
 #include "infer/predict.h"
+#include "models/weights_import.h"
 
 namespace detkit::train {
 
@@ -21,6 +23,21 @@ models::YoloDetector make_detector(const RunConfig& config, int64_t classes, con
   models::YoloDetector model(options);
   model->to(device);
   return model;
+}
+
+ImportResult prepare_starting_point(models::YoloDetector& model, const RunConfig& config, bool load_weights) {
+  ImportResult imported;
+  if (load_weights && !config.weights.empty()) {
+    imported = models::load_weights_into(model, config.weights, config.model);
+    log_info("weights: ", imported.file, " (", imported.source_layout,
+             imported.entry.empty() ? "" : ", entry '" + imported.entry + "'", "): ", imported.count("loaded"),
+             " tensors loaded, ", imported.count("reshaped"), " reshaped, ", imported.count("new"), " left new, ",
+             imported.count("unused"), " unused");
+    for (const auto& note : imported.notes) log_info("weights: ", note);
+  }
+  if (const int64_t frozen = models::apply_freeze(model, config.freeze))
+    log_info("freeze=", config.freeze, ": ", frozen, " parameter tensors are not trained");
+  return imported;
 }
 
 const Split& training_split(const Dataset& dataset, const std::string& name) {

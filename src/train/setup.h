@@ -11,6 +11,7 @@
 
 #include "augment/loader.h"
 #include "core/run_config.h"
+#include "core/torch_plugin.h"
 #include "data/dataset.h"
 #include "models/loss.h"
 #include "models/yolo.h"
@@ -24,6 +25,12 @@ const Split& training_split(const Dataset& dataset, const std::string& name);
 // A fresh detector for `classes` classes as config.model / config.stride4 say, on `device`. The weights
 // come from LibTorch's generator: seed it first for a reproducible start.
 models::YoloDetector make_detector(const RunConfig& config, int64_t classes, const c10::Device& device);
+
+// The starting point of training (and of the learning-rate range test) on a detector make_detector
+// built: weights= loaded when `load_weights` (a resumed run has its own checkpoint), with a one-line log of
+// what was loaded, then freeze= applied. Returns the import table (no rows when nothing was loaded).
+// Throws as models::load_weights_into and models::apply_freeze do.
+ImportResult prepare_starting_point(models::YoloDetector& model, const RunConfig& config, bool load_weights);
 
 // Gradient accumulation that reaches `nominal_batch` with micro-batches of `batch` (>= 1).
 int64_t accumulation(int64_t batch, int64_t nominal_batch);

@@ -121,7 +121,6 @@ class Trainer {
  private:
   void prepare_run_dir();
   void build_optimizer();
-  void load_starting_weights();  // weights=: into model_, with RUN/weights-import.txt
   void apply_schedule(int64_t iteration, int64_t epoch);
   BatchOutcome train_batch(const augment::Batch& batch, int64_t iteration, EpochTotals& totals);
   BatchOutcome run_chunks(const at::Tensor& images, const at::Tensor& targets, int64_t iteration, EpochTotals& totals);
@@ -497,18 +496,6 @@ std::string Trainer::memory_text() const {
   return "";  // on the CPU the progress line shows the process's memory already
 }
 
-void Trainer::load_starting_weights() {
-  const ImportResult imported = models::load_weights_into(model_, config_.weights, config_.model);
-  log_info("weights: ", imported.file, " (", imported.source_layout, imported.entry.empty() ? "" : ", entry '" + imported.entry + "'",
-           "): ", imported.count("loaded"), " tensors loaded, ", imported.count("reshaped"), " reshaped, ", imported.count("new"),
-           " left new, ", imported.count("unused"), " unused");
-  for (const auto& note : imported.notes) log_info("weights: ", note);
-  std::string table = cat("# weights=", config_.weights, ": what became of each tensor (status target <- source)\n");
-  for (const auto& row : imported.rows)
-    table += cat(row.status, " ", row.target.empty() ? "-" : row.target, " <- ", row.source.empty() ? "-" : row.source, "\n");
-  write_file_atomic(run_dir_ / "weights-import.txt", table);
-}
-
 TrainResult Trainer::run() {
   const auto run_start = clock_type::now();
   // A weights file of another scale, or one that cannot be read, fails before any work.
@@ -549,9 +536,13 @@ TrainResult Trainer::run() {
   torch::manual_seed(static_cast<uint64_t>(config_.seed));
   model_ = make_detector(config_, classes, device_);
   // weights=: the starting point of a new run (a resumed one continues from its own checkpoint).
-  if (request_.resume.empty() && !config_.weights.empty()) load_starting_weights();
-  if (const int64_t frozen = models::apply_freeze(model_, config_.freeze))
-    log_info("freeze=", config_.freeze, ": ", frozen, " parameter tensors are not trained");
+  const ImportResult imported = prepare_starting_point(model_, config_, request_.resume.empty());
+  if (!imported.rows.empty()) {
+    std::string table = cat("# weights=", config_.weights, ": what became of each tensor (status target <- source)\n");
+    for (const auto& row : imported.rows)
+      table += cat(row.status, " ", row.target.empty() ? "-" : row.target, " <- ", row.source.empty() ? "-" : row.source, "\n");
+    write_file_atomic(run_dir_ / "weights-import.txt", table);
+  }
   if (config_.ema) {
     ema_ = std::make_unique<Ema>();
     ema_->model = make_detector(config_, classes, device_);

@@ -113,8 +113,9 @@ uint64_t le(std::string_view data, std::size_t at, int bytes) {
 struct ZipRecord {
   std::string name;
   uint64_t offset = 0;  // of the data
-  uint64_t size = 0;
+  uint64_t size = 0;  // stored size (the compressed size for a compressed record)
   uint32_t crc = 0;
+  uint64_t method = 0;  // 0: stored; LibTorch archives deflate their code/ records, which are never read here
 };
 
 std::vector<ZipRecord> read_zip_directory(std::string_view data, const std::string& source) {
@@ -172,11 +173,9 @@ std::vector<ZipRecord> read_zip_directory(std::string_view data, const std::stri
       }
       e += 4 + static_cast<std::size_t>(len);
     }
-    if (method != 0)
-      throw CheckpointError({cat(source, ": zip record '", r.name, "' is compressed (method ", method, ")"),
-                             "torch.save writes its records uncompressed; this file was re-packed by another zip tool",
-                             "unpack it and re-save it from Python with torch.save, or use the original file"});
-    if (compressed != r.size) damaged(source, cat("zip record '", r.name, "' has inconsistent sizes"));
+    r.method = method;
+    if (method == 0 && compressed != r.size) damaged(source, cat("zip record '", r.name, "' has inconsistent sizes"));
+    r.size = compressed;
     if (local > data.size() - 30 || le(data, static_cast<std::size_t>(local), 4) != 0x04034b50u)
       damaged(source, cat("zip record '", r.name, "' has no local header where the directory says"));
     const uint64_t data_at = local + 30 + le(data, static_cast<std::size_t>(local) + 26, 2) + le(data, static_cast<std::size_t>(local) + 28, 2);
@@ -279,12 +278,17 @@ void parse_zip(Checkpoint& ck) {
   std::map<std::string, const ZipRecord*> by_name;
   for (const auto& r : records) by_name[r.name] = &r;
   const auto record = [&](const ZipRecord& r) {
+    if (r.method != 0)
+      throw CheckpointError({cat(ck.source, ": zip record '", r.name, "' is compressed (method ", r.method, ")"),
+                             "torch.save writes the records it reads back uncompressed; this file was re-packed by another zip tool",
+                             "unpack it and re-save it from Python with torch.save, or use the original file"});
     const std::string_view bytes = data.substr(static_cast<std::size_t>(r.offset), static_cast<std::size_t>(r.size));
     if (crc32(bytes) != r.crc)
       damaged(ck.source, cat("zip record '", r.name, "' fails its CRC-32 check"), "the file was changed or damaged after it was written");
     return bytes;
   };
-  for (const auto& r : records) record(r);  // every record's CRC, used or not
+  for (const auto& r : records)  // every stored record's CRC, used or not (compressed ones are never read)
+    if (r.method == 0) record(r);
   bool big_endian = false;
   if (const auto it = by_name.find(ck.record_prefix + "byteorder"); it != by_name.end())
     big_endian = record(*it->second) == "big";

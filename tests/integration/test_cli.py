@@ -763,6 +763,9 @@ class TrainEvalDetect(unittest.TestCase):
         self.assertEqual(p.returncode, 6, p.stderr)
         self.assertIn(f"error: {junk}", p.stderr)
         self.assertEqual(run("import", str(model)).returncode, 2)  # neither --out nor --list
+        p = run("import", str(base / "weights" / "best.pt"), "--list")  # detkit's own archive: said so, not misread
+        self.assertEqual(p.returncode, 6, p.stderr)
+        self.assertIn("a LibTorch archive (a detkit checkpoint", p.stderr)
 
     def test_broken_data_is_refused_unless_skipped(self):
         bad = self.root / "bad"

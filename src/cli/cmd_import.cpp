@@ -87,7 +87,7 @@ nlohmann::ordered_json import_json(const ImportResult& r) {
   j["class_names"] = r.class_names;
   j["imgsz"] = r.imgsz;
   for (const char* status : {"loaded", "reshaped", "new", "unused"}) {
-    auto& list = j[status == std::string("new") ? "new" : status] = nlohmann::ordered_json::array();
+    auto& list = j[status] = nlohmann::ordered_json::array();
     for (const auto& row : r.rows)
       if (row.status == status) list.push_back(row.status == "unused" ? row.source : row.target);
   }

@@ -398,6 +398,12 @@ bool is_torch_utils(const Value* v, const char* name) { return v && v->is_global
 
 }  // namespace
 
+bool Checkpoint::is_libtorch_archive() const {
+  return std::any_of(records.begin(), records.end(), [](const std::string& r) {
+    return r.size() >= 13 && r.compare(r.size() - 13, 13, "constants.pkl") == 0;
+  });
+}
+
 std::optional<TensorRef> Checkpoint::as_tensor(const Value* value, const std::string& name) const {
   const Value* by = value ? value->made_by() : nullptr;
   if (!by || !value->args || value->args->kind != Kind::Tuple) return std::nullopt;
@@ -628,11 +634,7 @@ FoundWeights find_weights(const Checkpoint& ck) {
       if (const Value* imgsz = args->get("imgsz"); imgsz && imgsz->kind == Kind::Int && imgsz->integer > 0) found.imgsz = imgsz->integer;
   }
   if (found.tensors.empty()) {
-    // LibTorch archives (torch.jit.save, detkit's own checkpoints) keep constants.pkl beside data.pkl.
-    const bool libtorch_archive = std::any_of(ck.records.begin(), ck.records.end(), [](const std::string& r) {
-      return r.size() >= 13 && r.compare(r.size() - 13, 13, "constants.pkl") == 0;
-    });
-    if (libtorch_archive)
+    if (ck.is_libtorch_archive())
       throw CheckpointError({cat(ck.source, ": a LibTorch archive (a detkit checkpoint or a TorchScript model), not a torch.save file"),
                              "--list reads torch.save files; a TorchScript model's code is not read",
                              "for a detkit checkpoint, run 'detkit import FILE --out OUT' (it reads detkit checkpoints) or "

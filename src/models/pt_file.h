@@ -72,6 +72,10 @@ class Checkpoint {
   std::vector<std::string> records; // zip: every record name
   pickle::Document document;        // the main pickle
 
+  // A LibTorch archive (torch.jit.save, detkit's own checkpoints): it keeps constants.pkl beside data.pkl,
+  // which torch.save never writes.
+  bool is_libtorch_archive() const;
+
   // The tensor `value` is (a torch rebuild call), or nullopt for any other value. Throws CheckpointError
   // naming `name` when it is a tensor whose storage or geometry is inconsistent.
   std::optional<TensorRef> as_tensor(const pickle::Value* value, const std::string& name) const;

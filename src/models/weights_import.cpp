@@ -132,8 +132,7 @@ Source read_torch_file(const std::string& file, const ptfile::Checkpoint& ck) {
   return src;
 }
 
-// A detkit checkpoint or run directory, else a torch.save file. LibTorch archives (what detkit writes)
-// hold a constants.pkl record that torch.save never writes. For a file neither reader takes, the
+// A detkit checkpoint or run directory, else a torch.save file. For a file neither reader takes, the
 // torch.save reader's error is reported: it names what is wrong with the file.
 Source read_source(const std::string& file) {
   if (fs::is_directory(file)) return read_detkit(file);
@@ -151,10 +150,7 @@ Source read_source(const std::string& file) {
       throw *torch_error;
     }
   }
-  const bool libtorch_archive = std::any_of(ck->records.begin(), ck->records.end(), [](const std::string& r) {
-    return r.size() >= 13 && r.compare(r.size() - 13, 13, "constants.pkl") == 0;
-  });
-  if (libtorch_archive) return read_detkit(file);
+  if (ck->is_libtorch_archive()) return read_detkit(file);
   return read_torch_file(file, *ck);
 }
 

@@ -12,6 +12,7 @@
 #include "models/checkpoint.h"
 #include "models/weights_import.h"
 #include "models/yolo.h"
+#include "pt_samples.h"
 #include "test_util.h"
 
 using namespace detkit;
@@ -106,6 +107,10 @@ TEST(WeightsImport, ImportWritesACheckpointThatLoadsAsAModel) {
   EXPECT_THROW_WITH(import_weights(request), UsageError, "--names gives 1 class names", "exactly 3");
   request.file = (dir / "missing.pt").string();
   EXPECT_THROW_WITH(import_weights(request), CheckpointError, "missing.pt", "");
+  // A readable torch.save file of something else: named as not a detector, with the layouts detkit maps.
+  std::ofstream(dir / "other.pt", std::ios::binary) << samples::pt::small_torch_zip();
+  request.file = (dir / "other.pt").string();
+  EXPECT_THROW_WITH(import_weights(request), CheckpointError, "its tensors are not a YOLOv8-layout detector", "yolo-n, yolo-s and yolo-m");
   std::ofstream(dir / "junk.pt") << "not a checkpoint at all";
   request.file = (dir / "junk.pt").string();
   EXPECT_THROW_WITH(import_weights(request), CheckpointError, "not a PyTorch checkpoint", "torch.save");

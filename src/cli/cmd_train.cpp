@@ -21,8 +21,6 @@
 
 namespace detkit::cli {
 
-namespace {
-
 // The doctor's short report for this machine, with detkit's LibTorch described from the loaded plugin
 // (training loads it anyway, so no child process is needed).
 std::string environment_report() {
@@ -40,8 +38,6 @@ std::string environment_report() {
     if (f.severity == diag::Severity::error) log_warn("environment: ", f.title, " (see 'detkit doctor')");
   return diag::short_report(facts, findings);
 }
-
-}  // namespace
 
 int run_train(const std::vector<std::string>& args) {
   std::string resume, val_split = "val";

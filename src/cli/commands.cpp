@@ -34,6 +34,8 @@ const std::vector<CommandSpec>& commands() {
       {"lr-find", "learning-rate range test: loss against a rising learning rate, the suggested lr0 (PNG, report)",
        run_lr_find},
       {"eval", "COCO evaluation of a detections file or of a trained model on a dataset (pycocotools' numbers)", run_eval},
+      {"audit", "find wrong labels with a trained model: missing, spurious, wrong-class and badly placed boxes",
+       run_audit},
       {"detect", "run a trained detector on images: COCO JSON, YOLO txt and annotated images", run_detect},
       {"report", "write a self-contained HTML report of a training run or an evaluation (charts, tables, samples)",
        run_report},

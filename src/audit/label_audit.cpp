@@ -1,0 +1,257 @@
+#include "audit/label_audit.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "core/error.h"
+#include "core/text.h"
+
+namespace detkit::audit {
+
+namespace {
+
+constexpr SuspectKind kKinds[] = {SuspectKind::missing, SuspectKind::spurious, SuspectKind::wrong_class,
+                                  SuspectKind::badly_placed};
+
+std::string score_text(double s) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.2f", s);
+  return b;
+}
+
+std::string box_text(const std::array<double, 4>& b) {
+  char t[96];
+  std::snprintf(t, sizeof t, "[%.0f, %.0f, %.0f, %.0f]", b[0], b[1], b[2], b[3]);
+  return t;
+}
+
+std::string class_name(const Dataset& dataset, int64_t index) {
+  if (index >= 0 && index < static_cast<int64_t>(dataset.categories.size()))
+    return dataset.categories[static_cast<std::size_t>(index)].name;
+  return cat("class ", index);
+}
+
+struct Label {
+  std::size_t annotation = 0;     // index into the image's annotations
+  int64_t class_index = 0;
+  std::array<double, 4> box{};
+};
+
+}  // namespace
+
+const char* suspect_kind_name(SuspectKind kind) {
+  switch (kind) {
+    case SuspectKind::missing: return "missing";
+    case SuspectKind::spurious: return "spurious";
+    case SuspectKind::wrong_class: return "wrong_class";
+    case SuspectKind::badly_placed: return "badly_placed";
+  }
+  return "?";
+}
+
+std::optional<SuspectKind> parse_suspect_kind(const std::string& name) {
+  for (SuspectKind k : kKinds)
+    if (name == suspect_kind_name(k)) return k;
+  return std::nullopt;
+}
+
+double box_iou(const std::array<double, 4>& a, const std::array<double, 4>& b) {
+  const double area_a = std::max(0.0, a[2] - a[0]) * std::max(0.0, a[3] - a[1]);
+  const double area_b = std::max(0.0, b[2] - b[0]) * std::max(0.0, b[3] - b[1]);
+  if (!(area_a > 0) || !(area_b > 0)) return 0;
+  const double w = std::min(a[2], b[2]) - std::max(a[0], b[0]);
+  const double h = std::min(a[3], b[3]) - std::max(a[1], b[1]);
+  if (w <= 0 || h <= 0) return 0;
+  const double inter = w * h;
+  return inter / (area_a + area_b - inter);
+}
+
+std::vector<Suspect> audit_image(const Dataset& dataset, const ImageRecord& image, const std::vector<Prediction>& predictions,
+                                 const AuditOptions& options) {
+  std::vector<Label> labels;
+  for (std::size_t a = 0; a < image.annotations.size(); ++a) {
+    const Annotation& ann = image.annotations[a];
+    const int64_t index = dataset.category_index(ann.category_id);
+    if (index < 0 || ann.iscrowd) continue;
+    const Box b = ann.box.convert(BoxFormat::xyxy);
+    labels.push_back({a, index, {b.a, b.b, b.c, b.d}});
+  }
+  const std::size_t n_labels = labels.size(), n_preds = predictions.size();
+
+  // iou[l][p], and each prediction's best-overlapping label (the object it most likely shows).
+  std::vector<std::vector<double>> iou(n_labels, std::vector<double>(n_preds, 0.0));
+  std::vector<double> best_iou(n_preds, 0.0);
+  std::vector<std::ptrdiff_t> best_label(n_preds, -1);
+  for (std::size_t l = 0; l < n_labels; ++l)
+    for (std::size_t p = 0; p < n_preds; ++p) {
+      iou[l][p] = box_iou(labels[l].box, predictions[p].box);
+      if (iou[l][p] > best_iou[p]) {
+        best_iou[p] = iou[l][p];
+        best_label[p] = static_cast<std::ptrdiff_t>(l);
+      }
+    }
+
+  std::vector<Suspect> out;
+  std::vector<bool> claimed(n_preds, false);  // evidence of a reported suspect
+  for (std::size_t l = 0; l < n_labels; ++l) {
+    const Label& label = labels[l];
+    const std::string label_class = class_name(dataset, label.class_index);
+    double label_score = 0;     // labelled class at IoU >= match_iou
+    double placed_score = 0;    // labelled class at IoU >= placement_iou
+    double support = 0;         // any class near enough to say an object is there
+    std::ptrdiff_t other = -1;  // best other-class prediction at IoU >= match_iou
+    std::ptrdiff_t placement = -1;
+    double placement_score = 0;
+    for (std::size_t p = 0; p < n_preds; ++p) {
+      const Prediction& pred = predictions[p];
+      const double v = iou[l][p];
+      const bool same = pred.class_index == label.class_index;
+      if (v >= options.match_iou) {
+        if (same)
+          label_score = std::max(label_score, pred.score);
+        else if (other < 0 || pred.score > predictions[static_cast<std::size_t>(other)].score)
+          other = static_cast<std::ptrdiff_t>(p);
+      }
+      if (same && v >= options.placement_iou) placed_score = std::max(placed_score, pred.score);
+      const bool mine = best_label[p] == static_cast<std::ptrdiff_t>(l);
+      if (v >= options.support_iou || (mine && v >= options.min_overlap)) support = std::max(support, pred.score);
+    }
+    for (std::size_t p = 0; p < n_preds; ++p) {
+      const Prediction& pred = predictions[p];
+      const double v = iou[l][p];
+      if (pred.class_index != label.class_index || v < options.min_overlap || v >= options.placement_iou) continue;
+      if (best_label[p] != static_cast<std::ptrdiff_t>(l)) continue;  // another box explains it better
+      const double s = pred.score * (1 - v);
+      if (s > placement_score) {
+        placement_score = s;
+        placement = static_cast<std::ptrdiff_t>(p);
+      }
+    }
+    placement_score *= 1 - placed_score;
+
+    const double wrong_score = other >= 0 ? predictions[static_cast<std::size_t>(other)].score * (1 - label_score) : 0;
+    // Some confidence nearby means an object is there: not spurious, whatever else is wrong with the box.
+    const double spurious_score = support < options.spurious_support ? 1 - support : 0;
+    Suspect s;
+    s.annotation_index = label.annotation;
+    s.label_score = label_score;
+    if (wrong_score >= placement_score && wrong_score >= spurious_score && other >= 0 &&
+        predictions[static_cast<std::size_t>(other)].score > label_score) {
+      const Prediction& pred = predictions[static_cast<std::size_t>(other)];
+      const std::string model_class = class_name(dataset, pred.class_index);
+      s.kind = SuspectKind::wrong_class;
+      s.score = wrong_score;
+      s.prediction = pred;
+      s.iou = iou[l][static_cast<std::size_t>(other)];
+      s.evidence = cat("the model sees ", model_class, " (", score_text(pred.score), ") where the label says ", label_class,
+                       " (", score_text(label_score), ")");
+      s.fix = cat("change the class to ", model_class, ", or keep ", label_class, " if the model is wrong");
+      if (s.score >= options.min_score) claimed[static_cast<std::size_t>(other)] = true;
+    } else if (placement_score >= spurious_score && placement >= 0) {
+      const Prediction& pred = predictions[static_cast<std::size_t>(placement)];
+      s.kind = SuspectKind::badly_placed;
+      s.score = placement_score;
+      s.prediction = pred;
+      s.iou = iou[l][static_cast<std::size_t>(placement)];
+      s.evidence = cat("the model finds this ", label_class, " (", score_text(pred.score), ") at ", box_text(pred.box),
+                       ", overlapping the box by IoU ", score_text(*s.iou), "; no ", label_class,
+                       " prediction fits the box as drawn (best ", score_text(placed_score), ")");
+      s.fix = cat("redraw the box around the object; the model's box is ", box_text(pred.box));
+      if (s.score >= options.min_score) claimed[static_cast<std::size_t>(placement)] = true;
+    } else if (spurious_score > 0) {
+      s.kind = SuspectKind::spurious;
+      s.score = spurious_score;
+      s.evidence = cat("no prediction of any class overlaps this ", label_class, " box (the most confident nearby is ",
+                       score_text(support), ")");
+      s.fix = "delete the box if there is no object in it, or label what is there";
+    } else {
+      continue;
+    }
+    if (s.score >= options.min_score) out.push_back(std::move(s));
+  }
+
+  // Missing boxes: confident predictions no box covers, one per object. The evidence of reported suspects
+  // suppresses its neighbours first, so one object is not reported twice.
+  std::vector<std::size_t> order(n_preds);
+  for (std::size_t p = 0; p < n_preds; ++p) order[p] = p;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return predictions[a].score > predictions[b].score; });
+  std::vector<std::size_t> kept;
+  for (std::size_t p = 0; p < n_preds; ++p)
+    if (claimed[p]) kept.push_back(p);
+  for (std::size_t p : order) {
+    const Prediction& pred = predictions[p];
+    if (claimed[p] || pred.score < options.min_score || best_iou[p] >= options.missing_iou) continue;
+    bool duplicate = false;
+    for (std::size_t k : kept)
+      if (box_iou(predictions[k].box, pred.box) > 0.5) duplicate = true;
+    if (duplicate) continue;
+    kept.push_back(p);
+    const std::string model_class = class_name(dataset, pred.class_index);
+    Suspect s;
+    s.kind = SuspectKind::missing;
+    s.score = pred.score;
+    s.prediction = pred;
+    s.evidence = cat("the model finds a ", model_class, " (", score_text(pred.score), ") at ", box_text(pred.box),
+                     " that no box covers (largest IoU with a box ", score_text(best_iou[p]), ")");
+    s.fix = cat("add a ", model_class, " box at ", box_text(pred.box), " if the object is there");
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+AuditResult audit_dataset(const Dataset& dataset, const PredictionMap& predictions, const std::vector<std::string>& splits,
+                          const AuditOptions& options) {
+  const std::pair<const char*, double> checks[] = {
+      {"min_score", options.min_score},     {"match_iou", options.match_iou},     {"placement_iou", options.placement_iou},
+      {"min_overlap", options.min_overlap}, {"support_iou", options.support_iou}, {"missing_iou", options.missing_iou},
+      {"spurious_support", options.spurious_support}};
+  for (const auto& [name, value] : checks)
+    if (!(value >= 0 && value <= 1))
+      throw UsageError({cat("audit option ", name, " is ", value), "scores and IoUs lie in [0, 1]", cat("give ", name, " a value in [0, 1]")});
+  if (options.min_overlap >= options.placement_iou)
+    throw UsageError({cat("min_overlap (", options.min_overlap, ") must be below placement_iou (", options.placement_iou, ")"),
+                      "a badly placed box is one whose prediction overlaps it by an IoU between the two",
+                      "lower min_overlap or raise placement_iou"});
+  std::vector<std::size_t> selected;
+  if (splits.empty()) {
+    for (std::size_t s = 0; s < dataset.splits.size(); ++s) selected.push_back(s);
+  } else {
+    for (const auto& name : splits) {
+      const Split& split = dataset.split(name);
+      selected.push_back(static_cast<std::size_t>(&split - dataset.splits.data()));
+    }
+  }
+
+  AuditResult result;
+  for (SuspectKind k : kKinds) result.counts[k] = 0;
+  for (std::size_t s : selected) {
+    const Split& split = dataset.splits[s];
+    for (std::size_t i = 0; i < split.images.size(); ++i) {
+      const auto found = predictions.find({s, i});
+      if (found == predictions.end()) continue;
+      ++result.images;
+      result.annotations += split.images[i].annotations.size();
+      result.predictions += found->second.size();
+      for (Suspect& suspect : audit_image(dataset, split.images[i], found->second, options)) {
+        suspect.split_index = s;
+        suspect.image_index = i;
+        result.suspects.push_back(std::move(suspect));
+      }
+    }
+  }
+  // Highest score first; ties keep dataset order (stable), so the ranking is deterministic.
+  std::stable_sort(result.suspects.begin(), result.suspects.end(),
+                   [](const Suspect& a, const Suspect& b) { return a.score > b.score; });
+  const int width = std::max<int>(4, static_cast<int>(std::to_string(result.suspects.size()).size()));
+  for (std::size_t i = 0; i < result.suspects.size(); ++i) {
+    Suspect& s = result.suspects[i];
+    s.rank = static_cast<int64_t>(++result.counts[s.kind]);
+    const std::string number = std::to_string(i + 1);
+    s.id = "S" + std::string(static_cast<std::size_t>(width) - std::min(number.size(), static_cast<std::size_t>(width)), '0') + number;
+  }
+  return result;
+}
+
+}  // namespace detkit::audit

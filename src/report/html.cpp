@@ -52,6 +52,12 @@ p.note{color:#666;font-style:italic;margin:8px 2px}
 img.samples{display:block;max-width:100%;height:auto;border:1px solid #ddd}
 figure{margin:0}
 .kind{font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-size:12px}
+td.text{text-align:left;max-width:320px}
+.at{display:block;color:#666;font-size:12px}
+.crops{display:flex;flex-wrap:wrap;gap:10px;margin:8px 0}
+figure.crop{border:1px solid #dfe2e6;border-radius:4px;padding:4px;background:#fafbfc}
+figure.crop img{display:block;max-width:360px;max-height:200px;height:auto}
+figure.crop figcaption{font-size:12px;color:#444;margin-top:3px;max-width:360px;word-break:break-all}
 )css";
 
 std::string fixed(double v, int decimals = 3) {
@@ -101,13 +107,14 @@ class Page {
  public:
   explicit Page(const RunFiles& f)
       : f_(f), evaluation_(f.kind == RunFiles::Kind::evaluation),
-        lr_find_only_(f.lr_find && !f.results && !f.run && !f.eval && !f.curves) {}
+        standalone_((f.lr_find || f.audit) && !f.results && !f.run && !f.eval && !f.curves) {}
 
   std::string render() {
-    if (lr_find_only_) {
+    if (standalone_) {  // the output directory of `detkit lr-find` or of `detkit audit`
       lr_find();
+      audit();
       text_section("config", "Resolved configuration", f_.config, "config.yaml", "");
-      return page(cat("Learning-rate range test ", display_name(f_.dir)));
+      return page(cat(f_.lr_find ? "Learning-rate range test " : "Label audit ", display_name(f_.dir)));
     }
     summary();
     training();
@@ -116,6 +123,7 @@ class Page {
     per_class();
     dataset();
     samples();
+    audit();
     events();
     text_section("environment", "Environment", f_.environment, "environment.txt",
                  "the doctor's short report of the machine the run used");
@@ -141,7 +149,7 @@ class Page {
 
   const RunFiles& f_;
   bool evaluation_;
-  bool lr_find_only_;
+  bool standalone_;  // only a learning-rate range test or a label audit: no training or evaluation files
   std::ostringstream body_;
   std::vector<std::pair<std::string, std::string>> nav_;
 
@@ -536,6 +544,93 @@ class Page {
     close();
   }
 
+  // The label audit: a summary line, then per kind the top suspects as a table and their side-by-side crops.
+  // Optional and rare, so an absent audit.json leaves no note.
+  void audit() {
+    if (!f_.audit) return;
+    constexpr std::size_t kRows = 20, kCrops = 12;
+    const Audit& a = *f_.audit;
+    open("audit", "Label audit");
+    auto count_of = [&](const std::string& kind) -> int64_t {
+      for (const auto& [name, n] : a.counts)
+        if (name == kind) return n;
+      return 0;
+    };
+    const char* const kinds[] = {"wrong_class", "missing", "badly_placed", "spurious"};
+    std::string counts;
+    for (const char* kind : kinds) counts += cat(counts.empty() ? "" : ", ", count_of(kind), " ", kind);
+    for (const auto& [name, n] : a.counts)  // kinds this page does not know, as written
+      if (std::find(std::begin(kinds), std::end(kinds), name) == std::end(kinds)) counts += cat(", ", n, " ", name);
+    std::string mode = a.mode;
+    if (a.folds > 0) mode += cat(mode.empty() ? "" : " ", "(", a.folds, " folds)");
+    std::string splits;
+    for (const std::string& split : a.splits) splits += cat(splits.empty() ? "" : ", ", split);
+    body_ << "<p>";
+    if (!a.model.empty()) body_ << "Model " << escape(a.model) << " \u00b7 ";
+    if (!mode.empty()) body_ << "mode " << escape(mode) << " \u00b7 ";
+    if (!splits.empty()) body_ << "splits " << escape(splits) << " \u00b7 ";
+    body_ << a.images << " images \u00b7 " << a.annotations << " annotations \u00b7 " << a.predictions
+          << " predictions<br>suspects: " << escape(counts) << "</p>\n";
+    if (a.suspects.empty()) {
+      body_ << "<p class=\"caption\">No suspect: no disagreement between the model and the labels scored high enough to be reported.</p>\n";
+      close();
+      return;
+    }
+    std::size_t missing_crops = 0;
+    for (const char* kind : kinds) {
+      std::vector<const AuditSuspect*> top;  // file order: by score, highest first
+      std::size_t total = 0;
+      for (const AuditSuspect& s : a.suspects) {
+        if (s.kind != kind) continue;
+        ++total;
+        if (top.size() < kRows) top.push_back(&s);
+      }
+      if (top.empty()) continue;
+      const int64_t counted = std::max<int64_t>(count_of(kind), static_cast<int64_t>(total));
+      body_ << "<div id=\"audit-" << kind << "\"><h3>" << kind << ": " << counted << " suspect"
+            << (counted == 1 ? "" : "s") << "</h3>\n"
+            << "<table><thead><tr><th class=\"name\">id</th><th>score</th><th class=\"name\">file:line</th>"
+               "<th class=\"name\">class \u2192 model class</th><th>IoU</th><th class=\"name\">evidence</th>"
+               "<th class=\"name\">fix</th></tr></thead><tbody>\n";
+      for (const AuditSuspect* s : top) {
+        std::string at;
+        if (!s->annotation_file.empty()) at = s->line > 0 ? cat(s->annotation_file, ":", s->line) : s->annotation_file;
+        else if (s->line > 0) at = cat("line ", s->line);
+        const std::string image = s->split.empty() ? s->file : cat(s->split, "/", s->file);
+        std::string model = s->model_class.empty() ? "\u2013" : s->model_class;
+        if (s->model_score) model += cat(" (", fixed(*s->model_score, 2), ")");
+        body_ << "<tr data-suspect=\"" << escape(s->id) << "\"><td class=\"name kind\">" << escape(s->id) << "</td><td>"
+              << fixed(s->score, 2) << "</td><td class=\"name\">" << escape(image);
+        if (!at.empty()) body_ << "<span class=\"at\">" << escape(at) << "</span>";
+        body_ << "</td><td class=\"name\">" << escape(s->class_name.empty() ? "\u2013" : s->class_name) << " \u2192 "
+              << escape(model) << "</td><td>" << (s->iou ? fixed(*s->iou, 2) : "\u2013") << "</td><td class=\"text\">"
+              << escape(s->evidence) << "</td><td class=\"text\">" << escape(s->fix) << "</td></tr>\n";
+      }
+      body_ << "</tbody></table>\n";
+      if (total > top.size())
+        body_ << "<p class=\"caption\">The top " << top.size() << " of " << total << "; " << escape(f_.audit_file)
+              << " lists them all.</p>\n";
+      std::size_t crops = 0;
+      for (const AuditSuspect* s : top) {
+        if (!s->crop.empty() && !s->crop_jpeg) ++missing_crops;
+        if (!s->crop_jpeg || crops == kCrops) continue;
+        if (crops++ == 0) body_ << "<div class=\"crops\">\n";
+        const std::string caption = cat(s->id, " ", s->kind, " ", fixed(s->score, 2), " ", s->file);
+        body_ << "<figure class=\"crop\"><img alt=\"" << escape(cat(s->id, ": the label (left) and the model (right)"))
+              << "\" src=\"data:image/jpeg;base64," << base64(*s->crop_jpeg) << "\"><figcaption>" << escape(caption)
+              << "</figcaption></figure>\n";
+      }
+      if (crops > 0) body_ << "</div>\n";
+      body_ << "</div>\n";
+    }
+    body_ << "<p class=\"caption\">From " << escape(f_.audit_file)
+          << ". Scores are the model's evidence, 0 to 1; each kind lists its top " << kRows
+          << " suspects and shows up to " << kCrops << " crops: the label on the left, the model on the right.";
+    if (missing_crops > 0) body_ << " " << missing_crops << " crop(s) named in " << escape(f_.audit_file) << " are absent.";
+    body_ << "</p>\n";
+    close();
+  }
+
   void events() {
     if (evaluation_ && !f_.events) return;
     if (!f_.events) {
@@ -566,7 +661,7 @@ class Page {
   void text_section(const std::string& id, const std::string& title, const std::optional<std::string>& content,
                     const std::string& file, const std::string& what) {
     if (!content) {
-      if (!evaluation_ && !lr_find_only_) note(file, cat("No ", file, ": the ", title == "Environment" ? "environment report" : "configuration",
+      if (!evaluation_ && !standalone_) note(file, cat("No ", file, ": the ", title == "Environment" ? "environment report" : "configuration",
                                        " is left out."));
       return;
     }

@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -333,6 +334,104 @@ LrFind parse_lr_find(const ojson& j) {
   return f;
 }
 
+// Values that audit.json writes as null when they do not apply.
+std::string nullable_text(const ojson& obj, const std::string& key, const std::string& where) {
+  const auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return "";
+  if (!it->is_string()) throw Malformed(cat("'", path_of(where, key), "' is not a string or null"));
+  return it->get<std::string>();
+}
+std::optional<double> nullable_number(const ojson& obj, const std::string& key, const std::string& where) {
+  const auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return std::nullopt;
+  if (!it->is_number()) throw Malformed(cat("'", path_of(where, key), "' is not a number or null"));
+  return it->get<double>();
+}
+std::optional<std::array<double, 4>> nullable_box(const ojson& obj, const std::string& key, const std::string& where) {
+  const auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return std::nullopt;
+  const std::string what = path_of(where, key);
+  if (!it->is_array() || it->size() != 4) throw Malformed(cat("'", what, "' is not a box [x1, y1, x2, y2] or null"));
+  std::array<double, 4> box{};
+  for (std::size_t i = 0; i < 4; ++i) {
+    if (!(*it)[i].is_number()) throw Malformed(cat("'", what, "[", i, "]' is not a number"));
+    box[i] = (*it)[i].get<double>();
+  }
+  return box;
+}
+
+constexpr const char* kSuspectKinds[] = {"missing", "spurious", "wrong_class", "badly_placed"};
+
+Audit parse_audit(const ojson& j) {
+  if (!j.is_object()) throw Malformed("the file is not a JSON object");
+  const int64_t version = integer(j, "version", "", std::nullopt);
+  if (version != 1) throw Malformed(cat("its 'version' is ", version, ", and this detkit reads version 1"));
+  Audit a;
+  a.model = text(j, "model", "", "");
+  a.mode = text(j, "mode", "", "");
+  a.folds = integer(j, "folds", "", 0);
+  a.images = integer(j, "images", "", 0);
+  a.annotations = integer(j, "annotations", "", 0);
+  a.predictions = integer(j, "predictions", "", 0);
+  if (j.contains("splits")) {
+    const ojson& splits = j["splits"];
+    if (!splits.is_array()) throw Malformed("'splits' is not an array");
+    for (std::size_t i = 0; i < splits.size(); ++i) {
+      if (!splits[i].is_string()) throw Malformed(cat("'splits[", i, "]' is not a string"));
+      a.splits.push_back(splits[i].get<std::string>());
+    }
+  }
+  const ojson& suspects = member(j, "suspects", "");
+  if (!suspects.is_array()) throw Malformed("'suspects' is not an array");
+  for (std::size_t i = 0; i < suspects.size(); ++i) {
+    const std::string where = cat("suspects[", i, "]");
+    const ojson& v = suspects[i];
+    AuditSuspect s;
+    s.id = text(v, "id", where, std::nullopt);
+    s.kind = text(v, "kind", where, std::nullopt);
+    if (std::find(std::begin(kSuspectKinds), std::end(kSuspectKinds), s.kind) == std::end(kSuspectKinds))
+      throw Malformed(cat("'", where, ".kind' is '", s.kind, "', not one of missing, spurious, wrong_class, badly_placed"));
+    s.rank = integer(v, "rank", where, 0);
+    s.score = number(v, "score", where, std::nullopt);
+    s.split = nullable_text(v, "split", where);
+    s.file = nullable_text(v, "file", where);
+    s.annotation_file = nullable_text(v, "annotation_file", where);
+    s.line = integer(v, "line", where, 0);
+    s.box = nullable_box(v, "box", where);
+    s.class_name = nullable_text(v, "class", where);
+    s.model_box = nullable_box(v, "model_box", where);
+    s.model_class = nullable_text(v, "model_class", where);
+    s.model_score = nullable_number(v, "model_score", where);
+    s.label_score = number(v, "label_score", where, 0.0);
+    s.iou = nullable_number(v, "iou", where);
+    s.evidence = nullable_text(v, "evidence", where);
+    s.fix = nullable_text(v, "fix", where);
+    s.crop = nullable_text(v, "crop", where);
+    if (!s.crop.empty()) {
+      const fs::path crop(s.crop);
+      bool outside = crop.has_root_path();
+      for (const auto& part : crop) outside = outside || part == "..";
+      if (outside) throw Malformed(cat("'", where, ".crop' (", s.crop, ") is not a path inside the audit's directory"));
+    }
+    a.suspects.push_back(std::move(s));
+  }
+  if (j.contains("counts")) {
+    a.counts = named_counts(j["counts"], "counts");
+  } else {
+    for (const char* kind : kSuspectKinds) {
+      int64_t n = 0;
+      for (const AuditSuspect& s : a.suspects) n += s.kind == kind ? 1 : 0;
+      a.counts.emplace_back(kind, n);
+    }
+  }
+  return a;
+}
+
+bool is_jpeg(const std::string& bytes) {
+  return bytes.size() >= 4 && static_cast<unsigned char>(bytes[0]) == 0xFF && static_cast<unsigned char>(bytes[1]) == 0xD8 &&
+         static_cast<unsigned char>(bytes[2]) == 0xFF;
+}
+
 DataCheck parse_data_check(const ojson& j) {
   DataCheck d;
   if (!j.is_object()) throw Malformed("the file is not a JSON object");
@@ -415,9 +514,7 @@ RunFiles read_run_files(const fs::path& dir) {
   if (exists_file(dir / f.samples_file)) {
     const fs::path file = dir / f.samples_file;
     std::string bytes = read_file(file);
-    if (bytes.size() < 4 || static_cast<unsigned char>(bytes[0]) != 0xFF || static_cast<unsigned char>(bytes[1]) != 0xD8 ||
-        static_cast<unsigned char>(bytes[2]) != 0xFF)
-      throw damaged(file, "it is not a JPEG image (it does not start with the JPEG marker FF D8 FF)");
+    if (!is_jpeg(bytes)) throw damaged(file, "it is not a JPEG image (it does not start with the JPEG marker FF D8 FF)");
     f.samples_jpeg = std::move(bytes);
     found_any = true;
   }
@@ -450,10 +547,32 @@ RunFiles read_run_files(const fs::path& dir) {
     found_any = true;
     break;
   }
+  // The label audit: `detkit audit`'s output directory, or a run directory holding one in audit/. The crops
+  // it names are read now, relative to the audit.json's directory; an absent one is left out.
+  for (const char* name : {"audit.json", "audit/audit.json"}) {
+    if (!exists_file(dir / name)) continue;
+    const fs::path file = dir / name;
+    f.audit = read_json_file<Audit>(file, parse_audit);
+    f.audit_file = name;
+    found_any = true;
+    for (AuditSuspect& s : f.audit->suspects) {
+      if (s.crop.empty()) continue;
+      const fs::path crop = file.parent_path() / s.crop;
+      if (!exists_file(crop)) continue;
+      std::string bytes = read_file(crop);
+      if (!is_jpeg(bytes))
+        throw damaged(crop, cat("it is not a JPEG image (it does not start with the JPEG marker FF D8 FF); ", name,
+                                " names it as the crop of suspect ", s.id));
+      s.crop_jpeg = std::move(bytes);
+    }
+    break;
+  }
   if (!found_any)
     throw DataError({"nothing to report: the directory holds none of results.csv, metrics.json, val/metrics.json, "
-                     "curves.json, events.json, data-check.json, environment.txt, config.yaml or lr_find.json",
-                     "", "pass a training run directory (e.g. runs/train) or the output directory of 'detkit eval --model'",
+                     "curves.json, events.json, data-check.json, environment.txt, config.yaml, lr_find.json or "
+                     "audit.json",
+                     "", "pass a training run directory (e.g. runs/train), the output directory of 'detkit eval --model' "
+                     "or of 'detkit audit'",
                      dir.string()});
   return f;
 }

@@ -14,15 +14,21 @@
 //   environment.txt, config.yaml      shown as text (config.yaml must parse as YAML)
 //   lr_find.json, lr-find/lr_find.json  the learning-rate range test (train/lr_find.h): `detkit lr-find`'s
 //                     output directory, or a run trained with lr0: auto
+//   audit.json, audit/audit.json      a label audit (audit/label_audit.h, version 1): `detkit audit`'s output
+//                     directory, or a run directory holding one in audit/; the side-by-side crops it names
+//                     (relative to the audit.json's directory, e.g. crops/S0001.jpg) are read as bytes
 // For each of curves.json and samples.jpg, val/NAME is used when it exists, else NAME.
 //
 // Guarantees: nothing is written; a file that is absent leaves its field empty (std::nullopt).
 //
 // Throws: DataError naming the file (`where`) when a present file cannot be read or is damaged: invalid
-// JSON, CSV or YAML, a missing required key or column, a value of the wrong type, a samples image that is
-// not a JPEG; DataError when `dir` is not a directory or holds none of the files above.
+// JSON, CSV or YAML, a missing required key or column, a value of the wrong type, a samples image or an
+// audit crop that is not a JPEG (a crop that audit.json names but that is absent is not an error: its
+// bytes are left empty), an audit.json of another version or naming a crop outside its directory;
+// DataError when `dir` is not a directory or holds none of the files above.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -116,6 +122,37 @@ struct LrFind {
   std::vector<double> lr, loss, smoothed;  // per step; NaN where the loss was not finite
 };
 
+// One suspect of audit.json; JSON nulls become std::nullopt (numbers, boxes) or "" (texts).
+struct AuditSuspect {
+  std::string id;    // "S0001": the overall rank by score
+  std::string kind;  // missing, spurious, wrong_class or badly_placed
+  int64_t rank = 0;  // 1-based within the kind
+  double score = 0;
+  std::string split, file;        // file: the image, relative to the split's images
+  std::string annotation_file;    // where the box is written ("" when unknown)
+  int64_t line = 0;               // its line there (0: unknown)
+  std::optional<std::array<double, 4>> box;        // the annotation's xyxy box; none for missing
+  std::string class_name;                          // the annotation's class; "" for missing
+  std::optional<std::array<double, 4>> model_box;  // the prediction that is the evidence; none for spurious
+  std::string model_class;                         // "" for spurious
+  std::optional<double> model_score;
+  double label_score = 0;                          // the model's confidence in the label as drawn
+  std::optional<double> iou;                       // of box and model_box, when both exist
+  std::string evidence, fix;
+  std::string crop;                        // as written in audit.json ("" when none)
+  std::optional<std::string> crop_jpeg;    // its bytes, when the file is there
+};
+
+// audit.json (audit/label_audit.h, version 1).
+struct Audit {
+  std::string model, mode;  // mode: "in-sample" or "out-of-fold"
+  int64_t folds = 0;        // 0 in-sample
+  std::vector<std::string> splits;
+  int64_t images = 0, annotations = 0, predictions = 0;
+  std::vector<std::pair<std::string, int64_t>> counts;  // suspects per kind, in file order
+  std::vector<AuditSuspect> suspects;                   // in file order (by score, highest first)
+};
+
 struct RunFiles {
   enum class Kind { training_run, evaluation };
   fs::path dir;
@@ -135,6 +172,8 @@ struct RunFiles {
   std::string config_model;  // the `model` key of config.yaml, when it has one
   std::optional<LrFind> lr_find;
   std::string lr_find_file;  // "lr_find.json" or "lr-find/lr_find.json"
+  std::optional<Audit> audit;
+  std::string audit_file;  // "audit.json" or "audit/audit.json"
 };
 
 RunFiles read_run_files(const fs::path& dir);

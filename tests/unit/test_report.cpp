@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <string>
@@ -339,7 +340,256 @@ TEST(Report, DamagedFilesAreDataErrorsNamingThem) {
 TEST(Report, EmptyOrMissingDirectoryIsADataError) {
   TempDir tmp;
   EXPECT_THROW_WITH(render_report(tmp.path()), DataError, "nothing to report", "training run directory");
+  EXPECT_THROW_WITH(render_report(tmp.path()), DataError, "audit.json", "detkit audit");
   EXPECT_THROW_WITH(render_report(tmp / "absent"), DataError, "directory not found", "training run directory");
+}
+
+// A fake JPEG (the report checks only the FF D8 FF marker) that names `id`.
+std::string fake_jpeg(const std::string& id) { return std::string("\xFF\xD8\xFF\xE0", 4) + "crop " + id + "\xFF\xD9"; }
+
+json suspect(int n, const std::string& kind, int rank, double score) {
+  const std::string id = cat("S", std::string(n < 10 ? "000" : n < 100 ? "00" : "0"), n);
+  const bool missing = kind == "missing", spurious = kind == "spurious";
+  json s;
+  s["id"] = id;
+  s["kind"] = kind;
+  s["rank"] = rank;
+  s["score"] = score;
+  s["split"] = "train";
+  s["image_id"] = n;
+  s["file"] = cat("img_", n, ".jpg");
+  s["image_path"] = cat("/data/train/images/img_", n, ".jpg");
+  s["annotation_id"] = missing ? json(nullptr) : json(100 + n);
+  s["annotation_file"] = missing ? "" : cat("labels/img_", n, ".txt");
+  s["line"] = missing ? 0 : 3;
+  s["box"] = missing ? json(nullptr) : json::array({10, 20, 50, 60});
+  s["class"] = missing ? json(nullptr) : json("RBC");
+  s["model_box"] = spurious ? json(nullptr) : json::array({12, 22, 52, 61});
+  s["model_class"] = spurious ? json(nullptr) : json(kind == "wrong_class" ? "WBC" : "RBC");
+  s["model_score"] = spurious ? json(nullptr) : json(0.9);
+  s["label_score"] = 0.02;
+  s["iou"] = missing || spurious ? json(nullptr) : json(0.85);
+  s["evidence"] = cat("the model sees a WBC here (0.90) <b>", id, "</b>");
+  s["fix"] = "relabel the box as WBC";
+  s["crop"] = nullptr;
+  return s;
+}
+
+// audit.json (audit/label_audit.h, version 1) with `suspects`; the counts are those of the suspects.
+json audit_json(const json& suspects) {
+  json j;
+  j["version"] = 1;
+  j["model"] = "runs/bccd/weights/best.pt";
+  j["mode"] = "out-of-fold";
+  j["folds"] = 5;
+  j["splits"] = json::array({"train", "val"});
+  j["images"] = 364;
+  j["annotations"] = 4888;
+  j["predictions"] = 5120;
+  j["options"] = {{"min_score", 0.25}, {"match_iou", 0.5}, {"placement_iou", 0.6}, {"support_iou", 0.3},
+                  {"missing_iou", 0.3}, {"min_overlap", 0.1}};
+  json counts = {{"missing", 0}, {"spurious", 0}, {"wrong_class", 0}, {"badly_placed", 0}};
+  for (const json& s : suspects) counts[s["kind"].get<std::string>()] = counts[s["kind"].get<std::string>()].get<int>() + 1;
+  j["counts"] = counts;
+  j["suspects"] = suspects;
+  return j;
+}
+
+// `detkit audit`'s output in `dir`: one suspect of each kind, the first three with a crop on disk.
+void make_audit(const fs::path& dir) {
+  json suspects = json::array({suspect(1, "wrong_class", 1, 0.93), suspect(2, "missing", 1, 0.88),
+                               suspect(3, "badly_placed", 1, 0.61), suspect(4, "spurious", 1, 0.4)});
+  for (int i = 0; i < 3; ++i) {
+    const std::string id = suspects[i]["id"].get<std::string>();
+    suspects[i]["crop"] = cat("crops/", id, ".jpg");
+    put(dir / "crops" / cat(id, ".jpg"), fake_jpeg(id));
+  }
+  put(dir / "audit.json", audit_json(suspects).dump(2));
+}
+
+TEST(ReportAudit, AuditOnlyDirectoryShowsTheLabelAudit) {
+  TempDir tmp;
+  make_audit(tmp.path());
+  const RunFiles files = read_run_files(tmp.path());
+  ASSERT_TRUE(files.audit);
+  EXPECT_EQ(files.audit_file, "audit.json");
+  const Audit& a = *files.audit;
+  EXPECT_EQ(a.mode, "out-of-fold");
+  EXPECT_EQ(a.folds, 5);
+  EXPECT_EQ(a.splits, (std::vector<std::string>{"train", "val"}));
+  EXPECT_EQ(a.images, 364);
+  EXPECT_EQ(a.annotations, 4888);
+  EXPECT_EQ(a.predictions, 5120);
+  ASSERT_EQ(a.suspects.size(), 4u);
+  EXPECT_EQ(a.suspects[0].id, "S0001");
+  EXPECT_EQ(a.suspects[0].class_name, "RBC");
+  EXPECT_EQ(a.suspects[0].model_class, "WBC");
+  ASSERT_TRUE(a.suspects[0].iou);
+  EXPECT_DOUBLE_EQ(*a.suspects[0].iou, 0.85);
+  EXPECT_EQ(a.suspects[0].crop_jpeg, fake_jpeg("S0001"));
+  EXPECT_FALSE(a.suspects[1].box);  // missing: null box and class
+  EXPECT_EQ(a.suspects[1].class_name, "");
+  EXPECT_EQ(a.suspects[1].line, 0);
+  EXPECT_FALSE(a.suspects[3].model_box);  // spurious: null prediction
+  EXPECT_FALSE(a.suspects[3].model_score);
+  EXPECT_FALSE(a.suspects[3].crop_jpeg);
+
+  const std::string html = render_html(files);
+  EXPECT_NE(html.find("<title>Label audit "), std::string::npos);
+  EXPECT_NE(html.find("<section id=\"audit\">\n<h2>Label audit</h2>"), std::string::npos);
+  EXPECT_EQ(html.find("id=\"summary\""), std::string::npos);  // an audit's page has no training sections
+  EXPECT_EQ(html.find("data-missing"), std::string::npos);    // nor notes about their files
+  EXPECT_NE(html.find("mode out-of-fold (5 folds)"), std::string::npos);
+  EXPECT_NE(html.find("364 images \u00b7 4888 annotations"), std::string::npos);
+  EXPECT_NE(html.find("suspects: 1 wrong_class, 1 missing, 1 badly_placed, 1 spurious"), std::string::npos);
+  // One table per kind, in the order wrong_class, missing, badly_placed, spurious.
+  std::size_t previous = 0;
+  for (const char* kind : {"wrong_class", "missing", "badly_placed", "spurious"}) {
+    const std::size_t at = html.find(cat("<div id=\"audit-", kind, "\">"));
+    ASSERT_NE(at, std::string::npos) << kind;
+    EXPECT_GT(at, previous) << kind;
+    previous = at;
+  }
+  EXPECT_EQ(count(html, "<tr data-suspect="), 4u);
+  EXPECT_NE(html.find("train/img_1.jpg<span class=\"at\">labels/img_1.txt:3</span>"), std::string::npos);
+  EXPECT_NE(html.find("RBC \u2192 WBC (0.90)"), std::string::npos);
+  EXPECT_NE(html.find("\u2013 \u2192 RBC (0.90)"), std::string::npos);  // missing: no label class
+  // The three crops on disk, embedded, with their captions.
+  EXPECT_EQ(count(html, "src=\"data:image/jpeg;base64,/9j/"), 3u);
+  EXPECT_NE(html.find(base64(fake_jpeg("S0001"))), std::string::npos);
+  EXPECT_NE(html.find("<figcaption>S0001 wrong_class 0.93 img_1.jpg</figcaption>"), std::string::npos);
+  // Every text escaped.
+  EXPECT_EQ(html.find("<b>"), std::string::npos);
+  EXPECT_NE(html.find("(0.90) &lt;b&gt;S0001&lt;/b&gt;"), std::string::npos);
+  // Self-contained and deterministic, with the policy unchanged.
+  EXPECT_NE(html.find("content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'\""), std::string::npos);
+  std::smatch m;
+  std::string rest = html;
+  while (std::regex_search(rest, m, std::regex("(src|href)=\"([^\"]*)\""))) {
+    const std::string value = m[2];
+    EXPECT_TRUE(value.rfind("data:", 0) == 0 || value.rfind("#", 0) == 0) << value;
+    rest = m.suffix();
+  }
+  EXPECT_EQ(render_report(tmp.path()), html);
+}
+
+TEST(ReportAudit, ShowsTheTop20SuspectsAnd12CropsPerKind) {
+  TempDir tmp;
+  json suspects = json::array();
+  for (int n = 1; n <= 25; ++n) {
+    json s = suspect(n, "wrong_class", n, 1.0 - n / 100.0);
+    s["crop"] = cat("crops/", s["id"].get<std::string>(), ".jpg");
+    if (n != 2) put(tmp / "crops" / cat(s["id"].get<std::string>(), ".jpg"), fake_jpeg(s["id"].get<std::string>()));  // S0002's is absent
+    suspects.push_back(s);
+  }
+  put(tmp / "audit.json", audit_json(suspects).dump());
+  const RunFiles files = read_run_files(tmp.path());
+  EXPECT_FALSE(files.audit->suspects[1].crop_jpeg);  // a crop that is absent is left out, not an error
+  const std::string html = render_html(files);
+  EXPECT_NE(html.find("<h3>wrong_class: 25 suspects</h3>"), std::string::npos);
+  EXPECT_EQ(count(html, "<tr data-suspect="), 20u);
+  EXPECT_NE(html.find("data-suspect=\"S0020\""), std::string::npos);
+  EXPECT_EQ(html.find("data-suspect=\"S0021\""), std::string::npos);
+  EXPECT_NE(html.find("The top 20 of 25"), std::string::npos);
+  EXPECT_EQ(count(html, "<figure class=\"crop\">"), 12u);
+  EXPECT_EQ(html.find("<figcaption>S0002 "), std::string::npos);
+  EXPECT_NE(html.find("<figcaption>S0013 "), std::string::npos);  // the 12th with a crop
+  EXPECT_EQ(html.find("<figcaption>S0014 "), std::string::npos);
+  EXPECT_NE(html.find("1 crop(s) named in audit.json are absent"), std::string::npos);
+  for (const char* kind : {"missing", "badly_placed", "spurious"})  // kinds without suspects: no table
+    EXPECT_EQ(html.find(cat("id=\"audit-", kind, "\"")), std::string::npos) << kind;
+}
+
+TEST(ReportAudit, NoSuspectIsOneLine) {
+  TempDir tmp;
+  put(tmp / "audit.json", audit_json(json::array()).dump());
+  const std::string html = render_report(tmp.path());
+  EXPECT_NE(html.find("id=\"audit\""), std::string::npos);
+  EXPECT_NE(html.find("No suspect:"), std::string::npos);
+  EXPECT_NE(html.find("suspects: 0 wrong_class, 0 missing, 0 badly_placed, 0 spurious"), std::string::npos);
+  EXPECT_EQ(html.find("<table"), std::string::npos);
+}
+
+TEST(ReportAudit, AuditInsideARunDirectoryIsFound) {
+  TempDir tmp;
+  make_run(tmp.path());
+  {
+    const std::string html = render_report(tmp.path());  // no audit: no section and no note
+    EXPECT_EQ(html.find("id=\"audit\""), std::string::npos);
+    EXPECT_EQ(html.find("audit.json"), std::string::npos);
+  }
+  make_audit(tmp / "audit");
+  const RunFiles files = read_run_files(tmp.path());
+  ASSERT_TRUE(files.audit);
+  EXPECT_EQ(files.audit_file, "audit/audit.json");
+  EXPECT_EQ(files.audit->suspects[0].crop_jpeg, fake_jpeg("S0001"));  // relative to audit/
+  const std::string html = render_html(files);
+  EXPECT_NE(html.find("<title>Training run "), std::string::npos);
+  for (const char* id : {"summary", "training", "samples", "audit", "events"})
+    EXPECT_NE(html.find(cat("id=\"", id, "\"")), std::string::npos) << id;
+  EXPECT_LT(html.find("id=\"samples\""), html.find("id=\"audit\""));
+  EXPECT_LT(html.find("id=\"audit\""), html.find("id=\"events\""));
+  EXPECT_NE(html.find("<a href=\"#audit\">Label audit</a>"), std::string::npos);
+  EXPECT_EQ(count(html, "<figure class=\"crop\">"), 3u);
+  EXPECT_EQ(html.find("data-missing"), std::string::npos);
+  // audit.json in the directory itself wins over audit/audit.json.
+  put(tmp / "audit.json", audit_json(json::array()).dump());
+  EXPECT_EQ(read_run_files(tmp.path()).audit_file, "audit.json");
+}
+
+TEST(ReportAudit, DamagedAuditIsADataErrorNamingIt) {
+  struct Case {
+    std::function<void(json&)> change;
+    const char* needle;
+  };
+  const Case cases[] = {
+      {[](json& j) { j["version"] = 2; }, "'version' is 2"},
+      {[](json& j) { j.erase("version"); }, "'version' is missing"},
+      {[](json& j) { j["suspects"] = json::object(); }, "'suspects' is not an array"},
+      {[](json& j) { j.erase("suspects"); }, "'suspects' is missing"},
+      {[](json& j) { j["suspects"][0]["score"] = "high"; }, "'suspects[0].score' is not a number"},
+      {[](json& j) { j["suspects"][1]["kind"] = "mislabelled"; }, "'suspects[1].kind' is 'mislabelled'"},
+      {[](json& j) { j["suspects"][0]["box"] = json::array({1, 2, 3}); }, "'suspects[0].box' is not a box"},
+      {[](json& j) { j["suspects"][0]["iou"] = "0.5"; }, "'suspects[0].iou' is not a number or null"},
+      {[](json& j) { j["suspects"][0]["evidence"] = 3; }, "'suspects[0].evidence' is not a string"},
+      {[](json& j) { j["suspects"][0]["crop"] = "../../secret.jpg"; }, "not a path inside the audit's directory"},
+      {[](json& j) { j["splits"] = "train"; }, "'splits' is not an array"},
+      {[](json& j) { j["counts"] = json::array(); }, "'counts' is not a JSON object"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.needle);
+    TempDir tmp;
+    make_audit(tmp.path());
+    std::ifstream in(tmp / "audit.json");
+    json j = json::parse(in);
+    c.change(j);
+    put(tmp / "audit.json", j.dump());
+    EXPECT_THROW_WITH(render_report(tmp.path()), DataError, c.needle, "write it again");
+    EXPECT_THROW_WITH(render_report(tmp.path()), DataError, "audit.json is damaged", "");
+  }
+  {
+    TempDir tmp;
+    make_audit(tmp.path());
+    put(tmp / "audit.json", "{\"version\": 1, \"suspects\": [");
+    EXPECT_THROW_WITH(render_report(tmp.path()), DataError, "audit.json is damaged", "write it again");
+    EXPECT_THROW_WITH(render_report(tmp.path()), DataError, "not valid JSON", "");
+  }
+  {
+    TempDir tmp;
+    make_run(tmp.path());
+    put(tmp / "audit" / "audit.json", "[]");
+    EXPECT_THROW_WITH(render_report(tmp.path()), DataError, (tmp / "audit" / "audit.json").string(), "write it again");
+  }
+}
+
+TEST(ReportAudit, CropThatIsNotAJpegIsADataError) {
+  TempDir tmp;
+  make_audit(tmp / "audit");
+  put(tmp / "results.csv", results_csv());
+  put(tmp / "audit" / "crops" / "S0002.jpg", "\x89PNG\r\n\x1a\n");
+  EXPECT_THROW_WITH(render_report(tmp.path()), DataError, "S0002.jpg is damaged", "write it again");
+  EXPECT_THROW_WITH(render_report(tmp.path()), DataError, "not a JPEG", "");
+  EXPECT_THROW_WITH(render_report(tmp.path()), DataError, (tmp / "audit" / "crops" / "S0002.jpg").string(), "");
 }
 
 TEST(ReportSvg, LineChartLeavesOutNonFinitePointsAndEscapesNames) {

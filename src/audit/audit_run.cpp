@@ -406,10 +406,15 @@ std::string audit_json(const Dataset& dataset, const AuditRunResult& run, const 
   j["options"] = {{"min_score", options.min_score},     {"match_iou", options.match_iou},
                   {"placement_iou", options.placement_iou}, {"support_iou", options.support_iou},
                   {"missing_iou", options.missing_iou}, {"min_overlap", options.min_overlap},
-                  {"spurious_support", options.spurious_support}};
+                  {"spurious_support", options.spurious_support}, {"labeling_policy", options.labeling_policy}};
   json counts;
   for (const auto& [kind, n] : run.audit.counts) counts[suspect_kind_name(kind)] = n;
   j["counts"] = counts;
+  json policy = json::array();
+  for (const auto& [key, g] : run.audit.policy.groups)
+    policy.push_back({{"class", class_of(dataset, key.first)}, {"at_edge", key.second}, {"predicted", g.predicted},
+                      {"boxed", g.boxed}, {"rate", rounded(run.audit.policy.rate(key.first, key.second))}});
+  j["labeling_policy"] = std::move(policy);
   json list = json::array();
   for (const Suspect& s : run.audit.suspects) {
     const Split& split = dataset.splits[s.split_index];

@@ -11,6 +11,11 @@ namespace detkit::audit {
 
 namespace {
 
+// Predictions at least this confident teach the labelling policy (lower ones are mostly background).
+constexpr double kPolicyConfidence = 0.5;
+// The dataset's rate counts as this many objects against an image's own labelling.
+constexpr double kPolicyPriorWeight = 4;
+
 constexpr SuspectKind kKinds[] = {SuspectKind::missing, SuspectKind::spurious, SuspectKind::wrong_class,
                                   SuspectKind::badly_placed};
 
@@ -67,8 +72,55 @@ double box_iou(const std::array<double, 4>& a, const std::array<double, 4>& b) {
   return inter / (area_a + area_b - inter);
 }
 
+double LabelingPolicy::rate(int64_t class_index, bool at_edge) const {
+  const auto found = groups.find({class_index, at_edge});
+  const Group g = found == groups.end() ? Group{} : found->second;
+  return (static_cast<double>(g.boxed) + 1) / (static_cast<double>(g.predicted) + 2);
+}
+
+bool touches_edge(const ImageRecord& image, const std::array<double, 4>& box) {
+  if (image.width <= 0 || image.height <= 0) return false;
+  constexpr double margin = 2;
+  return box[0] <= margin || box[1] <= margin || box[2] >= static_cast<double>(image.width) - margin ||
+         box[3] >= static_cast<double>(image.height) - margin;
+}
+
+namespace {
+
+// The image's confident predictions, one per object (class-agnostic, highest score first), each with its
+// largest IoU with a judged box.
+std::vector<std::pair<std::size_t, double>> confident_objects(const std::vector<Prediction>& predictions,
+                                                               const std::vector<double>& best_iou, double min_score) {
+  std::vector<std::size_t> order;
+  for (std::size_t p = 0; p < predictions.size(); ++p)
+    if (predictions[p].score >= min_score) order.push_back(p);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return predictions[a].score > predictions[b].score; });
+  std::vector<std::pair<std::size_t, double>> kept;
+  for (std::size_t p : order) {
+    bool duplicate = false;
+    for (const auto& k : kept)
+      if (box_iou(predictions[k.first].box, predictions[p].box) > 0.5) duplicate = true;
+    if (!duplicate) kept.emplace_back(p, best_iou[p]);
+  }
+  return kept;
+}
+
+std::vector<double> best_label_iou(const Dataset& dataset, const ImageRecord& image, const std::vector<Prediction>& predictions) {
+  std::vector<double> best(predictions.size(), 0.0);
+  for (const Annotation& ann : image.annotations) {
+    if (dataset.category_index(ann.category_id) < 0 || ann.iscrowd) continue;
+    const Box b = ann.box.convert(BoxFormat::xyxy);
+    for (std::size_t p = 0; p < predictions.size(); ++p)
+      best[p] = std::max(best[p], box_iou({b.a, b.b, b.c, b.d}, predictions[p].box));
+  }
+  return best;
+}
+
+}  // namespace
+
 std::vector<Suspect> audit_image(const Dataset& dataset, const ImageRecord& image, const std::vector<Prediction>& predictions,
-                                 const AuditOptions& options) {
+                                 const AuditOptions& options, const LabelingPolicy* policy) {
   std::vector<Label> labels;
   for (std::size_t a = 0; a < image.annotations.size(); ++a) {
     const Annotation& ann = image.annotations[a];
@@ -177,6 +229,17 @@ std::vector<Suspect> audit_image(const Dataset& dataset, const ImageRecord& imag
   for (std::size_t p = 0; p < n_preds; ++p) order[p] = p;
   std::stable_sort(order.begin(), order.end(),
                    [&](std::size_t a, std::size_t b) { return predictions[a].score > predictions[b].score; });
+  // How completely this image is labelled, per class and edge group: of its confident objects, how many a
+  // box covers.
+  std::map<std::pair<int64_t, bool>, std::pair<double, double>> image_labelled;  // (class, at edge) -> (boxed, predicted)
+  std::vector<bool> confident(n_preds, false);
+  if (policy)
+    for (const auto& [p, v] : confident_objects(predictions, best_iou, kPolicyConfidence)) {
+      confident[p] = true;
+      auto& c = image_labelled[{predictions[p].class_index, touches_edge(image, predictions[p].box)}];
+      c.first += v >= options.missing_iou;
+      c.second += 1;
+    }
   std::vector<std::size_t> kept;
   for (std::size_t p = 0; p < n_preds; ++p)
     if (claimed[p]) kept.push_back(p);
@@ -189,12 +252,25 @@ std::vector<Suspect> audit_image(const Dataset& dataset, const ImageRecord& imag
     if (duplicate) continue;
     kept.push_back(p);
     const std::string model_class = class_name(dataset, pred.class_index);
+    const bool at_edge = touches_edge(image, pred.box);
+    double rate = 1.0;
+    if (policy) {
+      // The dataset's rate for such objects, corrected by how completely this image is labelled (its other
+      // confident objects of the group), with the dataset's rate as a prior worth kPolicyPriorWeight objects.
+      const auto [boxed, predicted] = image_labelled[{pred.class_index, at_edge}];
+      const double prior = policy->rate(pred.class_index, at_edge);
+      rate = (boxed + kPolicyPriorWeight * prior) / (predicted - (confident[p] ? 1 : 0) + kPolicyPriorWeight);
+    }
     Suspect s;
     s.kind = SuspectKind::missing;
-    s.score = pred.score;
+    s.score = pred.score * rate;
+    if (s.score < options.min_score) continue;
     s.prediction = pred;
     s.evidence = cat("the model finds a ", model_class, " (", score_text(pred.score), ") at ", box_text(pred.box),
                      " that no box covers (largest IoU with a box ", score_text(best_iou[p]), ")");
+    if (policy)
+      s.evidence += cat("; this dataset boxes ", static_cast<int>(std::lround(100 * rate)), "% of such ", model_class, "s",
+                        at_edge ? " at the image edge" : " inside the image");
     s.fix = cat("add a ", model_class, " box at ", box_text(pred.box), " if the object is there");
     out.push_back(std::move(s));
   }
@@ -226,6 +302,22 @@ AuditResult audit_dataset(const Dataset& dataset, const PredictionMap& predictio
 
   AuditResult result;
   for (SuspectKind k : kKinds) result.counts[k] = 0;
+  if (options.labeling_policy) {
+    for (std::size_t s : selected)
+      for (std::size_t i = 0; i < dataset.splits[s].images.size(); ++i) {
+        const auto found = predictions.find({s, i});
+        if (found == predictions.end()) continue;
+        const ImageRecord& image = dataset.splits[s].images[i];
+        const std::vector<double> best = best_label_iou(dataset, image, found->second);
+        for (const auto& [p, iou] : confident_objects(found->second, best, kPolicyConfidence)) {
+          const Prediction& pred = found->second[p];
+          LabelingPolicy::Group& g = result.policy.groups[{pred.class_index, touches_edge(image, pred.box)}];
+          ++g.predicted;
+          g.boxed += iou >= options.missing_iou;
+        }
+      }
+  }
+  const LabelingPolicy* policy = options.labeling_policy ? &result.policy : nullptr;
   for (std::size_t s : selected) {
     const Split& split = dataset.splits[s];
     for (std::size_t i = 0; i < split.images.size(); ++i) {
@@ -234,7 +326,7 @@ AuditResult audit_dataset(const Dataset& dataset, const PredictionMap& predictio
       ++result.images;
       result.annotations += split.images[i].annotations.size();
       result.predictions += found->second.size();
-      for (Suspect& suspect : audit_image(dataset, split.images[i], found->second, options)) {
+      for (Suspect& suspect : audit_image(dataset, split.images[i], found->second, options, policy)) {
         suspect.split_index = s;
         suspect.image_index = i;
         result.suspects.push_back(std::move(suspect));

@@ -64,6 +64,9 @@ int run_audit(const std::vector<std::string>& args) {
   set.add("--placement-iou", &request.options.placement_iou,
           "a same-class prediction overlapping a box by less than this IoU makes it badly placed")
       .range(0.0, 1.0);
+  bool no_policy = false;
+  set.add("--no-label-policy", &no_policy,
+          "rank missing boxes by confidence alone, not weighed by how often this dataset labels such objects");
   set.add("--conf", &request.conf, "confidence threshold of the model's predictions").range(0.0, 1.0);
   set.add("--iou", &request.iou, "NMS IoU threshold of the model's predictions").range(0.0, 1.0);
   set.add("--imgsz", &request.imgsz, "prediction size (0: the size the model was trained at)").range(0, 8192);
@@ -95,6 +98,7 @@ int run_audit(const std::vector<std::string>& args) {
   if (handled_help(set)) return 0;
   apply_common_options(common);
   install_interrupt_handler();
+  request.options.labeling_policy = !no_policy;
 
   for (const auto& name : split(splits, ','))
     if (!trim(name).empty()) request.splits.push_back(trim(name));

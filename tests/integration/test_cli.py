@@ -15,7 +15,7 @@ DETKIT = os.environ.get("DETKIT", str(Path(__file__).resolve().parents[2] / "bui
 # The fixtures and datasets carried in the tree (tests/data/README.md).
 TEST_DATA = Path(os.environ.get("DETKIT_TEST_DATA_DIR", Path(__file__).resolve().parents[1] / "data"))
 COMMANDS = ["doctor", "explain", "synth", "check", "convert", "augment", "config", "train", "eval", "detect", "version",
-            "model", "report", "advise", "plan", "lr-find", "import"]
+            "model", "report", "advise", "plan", "lr-find", "import", "audit"]
 
 
 def run(*args, env=None, check=None):
@@ -815,6 +815,127 @@ class TrainEvalDetect(unittest.TestCase):
         p = run("eval", "--model", str(self.root / "nothing"))
         self.assertEqual(p.returncode, 2)
         self.assertIn("--model needs --data", p.stderr)
+
+
+class Audit(unittest.TestCase):
+    """`detkit audit` end to end on a tiny synthetic dataset: in-sample with a trained run, out-of-fold with
+    two fold models (and a rerun that reuses them), the report section, --fix, and the usage errors. How well
+    it finds planted noise is the unit tests' (known answers) and bench/audit's (BCCD) business."""
+
+    TINY = ["epochs=1", "imgsz=64", "batch=4", "nominal_batch=8", "workers=2", "warmup_epochs=1"]
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.root = Path(cls.tmp.name)
+        run("synth", "--out", str(cls.root / "ds"), "--format", "coco", "--train", "8", "--val", "4", "--classes", "3",
+            "--sizes", "96x64,80x80", "--seed", "5", "--simple", check=0)
+        cls.data = str(cls.root / "ds")
+        cls.run_dir = cls.root / "runs" / "base"
+        run("train", f"data={cls.data}", f"project={cls.root / 'runs'}", "name=base", *cls.TINY, check=0)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def check_audit(self, audit, images, mode):
+        self.assertEqual(audit["version"], 1)
+        self.assertEqual(audit["mode"], mode)
+        self.assertEqual(audit["images"], images)
+        self.assertEqual(sorted(audit["counts"]), ["badly_placed", "missing", "spurious", "wrong_class"])
+        self.assertEqual(sum(audit["counts"].values()), len(audit["suspects"]))
+        for i, s in enumerate(audit["suspects"]):
+            self.assertEqual(s["id"], f"S{i + 1:04d}")
+            self.assertIn(s["kind"], audit["counts"])
+            self.assertTrue(0 <= s["score"] <= 1)
+            self.assertTrue(s["evidence"] and s["fix"])
+            if s["kind"] == "missing":
+                self.assertIsNone(s["box"])
+                self.assertEqual(len(s["model_box"]), 4)
+            else:
+                self.assertEqual(len(s["box"]), 4)
+                self.assertIn(s["class"], ["circle", "square", "triangle"])
+            if s["crop"]:
+                self.assertEqual((self.out_of(audit) / s["crop"]).read_bytes()[:3], b"\xff\xd8\xff")
+        scores = [s["score"] for s in audit["suspects"]]
+        self.assertEqual(scores, sorted(scores, reverse=True))
+
+    def out_of(self, audit):
+        return self._out
+
+    def test_in_sample_writes_json_crops_report_and_a_fixed_copy(self):
+        before = tree_digest(self.root / "ds")
+        self._out = self.root / "a1"
+        p = run("audit", self.data, "--model", str(self.run_dir), "--out", str(self._out), "--min-score", "0.01",
+                "--fix", str(self.root / "fixed"), "--accept-score", "0", check=0)
+        self.assertIn("audited 12 images (train, val)", p.stdout)
+        self.assertIn("in-sample", p.stdout)
+        self.assertRegex(p.stdout, r"suspects: \d+ wrong_class, \d+ missing, \d+ badly_placed, \d+ spurious")
+        audit = json.loads((self._out / "audit.json").read_text())
+        self.check_audit(audit, 12, "in-sample")
+        self.assertGreater(len(audit["suspects"]), 0)  # an epoch-old model disagrees with the labels
+        self.assertTrue(any(s["crop"] for s in audit["suspects"]))
+        page = (self._out / "report.html").read_text()
+        self.assertIn('id="audit"', page)
+        self.assertIn("data:image/jpeg;base64,", page)
+        # --fix: everything accepted (score >= 0), the input untouched.
+        self.assertEqual(tree_digest(self.root / "ds"), before)
+        changes = json.loads((self.root / "fixed" / "audit-changes.json").read_text())
+        self.assertEqual(changes["applied"], len(audit["suspects"]))
+        self.assertRegex(p.stdout, rf"fixed copy: .*\({len(audit['suspects'])} change\(s\)")
+        fixed = json.loads(next((self.root / "fixed").rglob("*train*.json")).read_text())
+        original = json.loads(next((self.root / "ds").rglob("*train*.json")).read_text())
+        removed = sum(1 for s in audit["suspects"] if s["kind"] == "spurious" and s["split"] == "train")
+        added = sum(1 for s in audit["suspects"] if s["kind"] == "missing" and s["split"] == "train")
+        self.assertEqual(len(fixed["annotations"]), len(original["annotations"]) - removed + added)
+        # --json - prints the same document; one split only.
+        p = run("audit", self.data, "--model", str(self.run_dir), "--out", str(self.root / "a2"), "--split", "val",
+                "--json", "-", check=0)
+        self.assertEqual(json.loads(p.stdout)["splits"], ["val"])
+        self.assertEqual(json.loads(p.stdout)["images"], 4)
+
+    def test_out_of_fold_trains_two_models_and_a_rerun_reuses_them(self):
+        self._out = self.root / "folds"
+        p = run("audit", self.data, "--model", str(self.run_dir), "--folds", "2", "--split", "train", "--out",
+                str(self._out), "--min-score", "0.01", "epochs=1", "--json", "-", check=0)
+        audit = json.loads(p.stdout)
+        self.check_audit(audit, 8, "out-of-fold")
+        folds = json.loads((self._out / "folds" / "folds.json").read_text())["folds"]
+        self.assertEqual(sorted(len(f) for f in folds), [4, 4])
+        self.assertEqual(len(set(folds[0]) | set(folds[1])), 8)
+        for k in (1, 2):
+            run_dir = self._out / "folds" / f"fold-{k}"
+            self.assertTrue((run_dir / "weights" / "best.pt").is_file())
+            self.assertTrue((run_dir / "holdout" / "predictions.json").is_file())
+            # each fold model learnt from the other fold and the val split (not audited): 4 + 4 images
+            self.assertIn("on 8 images, holding out 4", p.stderr)
+        p = run("audit", self.data, "--model", str(self.run_dir), "--folds", "2", "--split", "train", "--out",
+                str(self._out), "--min-score", "0.01", "epochs=1", "--json", "-", check=0)
+        self.assertEqual(p.stderr.count("reusing"), 2, p.stderr)
+        self.assertNotIn("training on", p.stderr)
+        self.assertEqual(json.loads(p.stdout)["suspects"], audit["suspects"])
+        # Another seed with the same output directory is refused, not mixed in.
+        p = run("audit", self.data, "--model", str(self.run_dir), "--folds", "2", "--split", "train", "--out",
+                str(self._out), "--seed", "9")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("holds folds of other images", p.stderr)
+
+    def test_usage_errors(self):
+        cases = [
+            (["--folds", "1", "--model", str(self.run_dir)], "--folds 1 cannot hold images out"),
+            ([], "nothing predicts the images"),
+            (["--model", str(self.run_dir), "epochs=3"], "only change the recipe of --folds"),
+            (["--model", str(self.run_dir), "--fix", str(self.root / "f"), "--accept-kinds", "wrong_clas"],
+             "did you mean wrong_class"),
+            (["--model", str(self.run_dir), "--accept", "S0001"], "--accept and --accept-kinds choose what --fix applies"),
+            (["--model", str(self.run_dir), "--split", "tran"], "tran"),
+            (["--model", str(self.run_dir / "weights" / "best.pt"), "--folds", "2"], "is not a training run directory"),
+        ]
+        for args, needle in cases:
+            with self.subTest(args=args):
+                p = run("audit", self.data, "--out", str(self.root / "bad"), *args)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertIn(needle, p.stderr)
 
 
 class Advise(unittest.TestCase):

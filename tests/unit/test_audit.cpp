@@ -147,7 +147,9 @@ TEST(AuditDataset, RanksPerKindGivesIdsByScoreAndSkipsImagesNotPredicted) {
   p[{0, 0}] = {};
   p[{0, 1}] = {{{10, 10, 60, 60}, 0.6, 2}};
   p[{1, 0}] = {{{300, 200, 350, 260}, 0.5, 1}};  // and a missing box
-  const AuditResult r = audit_dataset(d, p, {}, {});
+  AuditOptions o;
+  o.labeling_policy = false;  // one prediction teaches no policy (AuditLabelingPolicy tests it)
+  const AuditResult r = audit_dataset(d, p, {}, o);
   EXPECT_EQ(r.images, 3u);
   EXPECT_EQ(r.annotations, 3u);
   EXPECT_EQ(r.predictions, 2u);
@@ -164,7 +166,7 @@ TEST(AuditDataset, RanksPerKindGivesIdsByScoreAndSkipsImagesNotPredicted) {
   EXPECT_EQ(r.counts.at(SuspectKind::spurious), 2u);
   EXPECT_EQ(r.counts.at(SuspectKind::badly_placed), 0u);
   // One split only.
-  EXPECT_EQ(audit_dataset(d, p, {"val"}, {}).suspects.size(), 2u);
+  EXPECT_EQ(audit_dataset(d, p, {"val"}, o).suspects.size(), 2u);
 }
 
 TEST(AuditDataset, BadOptionsAndSplitsAreUsageErrors) {
@@ -176,6 +178,42 @@ TEST(AuditDataset, BadOptionsAndSplitsAreUsageErrors) {
   o.min_overlap = 0.7;
   EXPECT_THROW_WITH(audit_dataset(d, {}, {}, o), UsageError, "must be below placement_iou", "lower min_overlap");
   EXPECT_THROW_WITH(audit_dataset(d, {}, {"tran"}, {}), UsageError, "tran", "--split");
+}
+
+// Annotators who never box objects cut by the image edge: a missing edge object is weak evidence, a
+// missing interior object (in images otherwise completely labelled) strong, whatever the confidences.
+TEST(AuditLabelingPolicy, MissingObjectsOfGroupsTheDatasetLeavesUnlabelledRankLower) {
+  Dataset d = three_classes();
+  PredictionMap preds;
+  for (int i = 0; i < 10; ++i) {
+    std::vector<std::pair<int64_t, B>> boxes;
+    std::vector<Prediction>& p = preds[{0, static_cast<std::size_t>(i)}];
+    for (int k = 0; k < 4; ++k) {
+      const B b = {100.0 + 100 * k, 200, 160.0 + 100 * k, 260};
+      p.push_back({b, 0.8, 0});
+      if (!(i == 3 && k == 2)) boxes.push_back({1, b});  // one interior object deleted
+    }
+    p.push_back({{0, 10, 50, 60}, 0.9, 0});  // an edge object, never boxed
+    d.splits[0].images.push_back(image_with(boxes, i + 1));
+  }
+  AuditOptions o;
+  const AuditResult with = audit_dataset(d, preds, {}, o);
+  const auto& edge = with.policy.groups.at({0, true});
+  EXPECT_EQ(edge.predicted, 10u);
+  EXPECT_EQ(edge.boxed, 0u);
+  EXPECT_EQ(with.policy.groups.at({0, false}).predicted, 40u);
+  EXPECT_EQ(with.policy.groups.at({0, false}).boxed, 39u);
+  EXPECT_NEAR(with.policy.rate(0, true), 1.0 / 12, 1e-12);
+  ASSERT_FALSE(with.suspects.empty());
+  EXPECT_EQ(with.suspects[0].kind, SuspectKind::missing);
+  EXPECT_EQ(with.suspects[0].image_index, 3u);  // the deleted interior object ranks first
+  EXPECT_NE(with.suspects[0].evidence.find("% of such cats inside the image"), std::string::npos) << with.suspects[0].evidence;
+  EXPECT_EQ(with.counts.at(SuspectKind::missing), 1u);  // the edge objects score 0.9 x 1/12, under min_score
+  o.labeling_policy = false;
+  const AuditResult without = audit_dataset(d, preds, {}, o);
+  EXPECT_TRUE(without.policy.groups.empty());
+  EXPECT_EQ(without.counts.at(SuspectKind::missing), 11u);
+  EXPECT_NEAR(without.suspects[0].score, 0.9, 1e-12);  // by confidence alone an edge object comes first
 }
 
 // A synthetic dataset and a model that sees the truth (boxes jittered by a few pixels, a faint second
@@ -329,6 +367,7 @@ TEST_F(AuditFix, AppliesTheAcceptedSuspectsToACopyAndListsEachChange) {
   preds.push_back({{1, 1, 9, 9}, 0.3, 0});
   AuditOptions o;
   o.missing_iou = 0.01;
+  o.labeling_policy = false;
   const AuditResult r = audit_dataset(d, p, {"train"}, o);
   ASSERT_EQ(r.counts.at(SuspectKind::wrong_class), 1u);
   ASSERT_GE(r.counts.at(SuspectKind::spurious), 1u);

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -42,9 +43,31 @@ std::map<int64_t, std::pair<std::size_t, std::size_t>> image_locations(const Dat
 std::size_t add_predictions(const Dataset& dataset, const fs::path& file,
                             const std::map<int64_t, std::pair<std::size_t, std::size_t>>& where,
                             const std::vector<std::pair<std::size_t, std::size_t>>& images, PredictionMap& map) {
-  for (const auto& key : images) map[key];  // a predicted image without detections still counts
+  const std::vector<CocoDetection> detections = load_coco_detections(file.string());
+  std::set<std::pair<std::size_t, std::size_t>> with_detections;
+  for (const CocoDetection& d : detections) {
+    const auto at = where.find(d.image_id);
+    if (at != where.end()) with_detections.insert(at->second);
+  }
+  // An image without detections was either predicted empty or skipped by the loader as unreadable; only
+  // the first may be audited (the second would make every box on it look spurious).
+  for (const auto& key : images) {
+    if (!with_detections.count(key)) {
+      const Split& split = dataset.splits[key.first];
+      const fs::path path = fs::path(split.image_dir) / split.images[key.second].file_name;
+      try {
+        DecodeOptions quick;
+        quick.target_width = quick.target_height = 64;
+        decode_image(path, quick);
+      } catch (const Error& e) {
+        log_warn("not audited: ", path.string(), " cannot be read (", e.message(), ")");
+        continue;
+      }
+    }
+    map[key];
+  }
   std::size_t n = 0;
-  for (const CocoDetection& d : load_coco_detections(file.string())) {
+  for (const CocoDetection& d : detections) {
     const auto at = where.find(d.image_id);
     const int64_t cls = dataset.category_index(d.category_id);
     if (at == where.end() || cls < 0)
@@ -119,34 +142,54 @@ std::vector<std::vector<int64_t>> assign_folds(const std::vector<int64_t>& ids, 
 }
 
 // folds/folds.json: written on the first run, reused by a rerun, refused when it describes other images.
+// folds.json also records every image's file and its boxes' digest and the recipe, so a rerun on other
+// images (ids are just positions in YOLO and VOC) or with another recipe is refused, not mixed in.
 std::vector<std::vector<int64_t>> load_or_write_folds(const fs::path& file, const std::vector<int64_t>& ids, int64_t folds,
-                                                      int64_t seed) {
+                                                      int64_t seed, const json& identity) {
   const auto fresh = assign_folds(ids, folds, seed);
   if (fs::exists(file)) {
     std::vector<std::vector<int64_t>> saved;
     int64_t saved_seed = 0;
+    json saved_identity;
     try {
       const json j = json::parse(read_file(file));
       saved = j.at("folds").get<std::vector<std::vector<int64_t>>>();
       saved_seed = j.at("seed").get<int64_t>();
+      saved_identity = j.at("identity");
     } catch (const json::exception& e) {
       throw DataError({"the saved fold assignment cannot be read", e.what(),
                        "delete the audit's output directory (or choose another --out) and rerun", file.string()});
     }
-    if (saved != fresh)
+    if (saved != fresh || saved_identity.value("images", json()) != identity.at("images"))
       throw UsageError({"the output directory holds folds of other images, another fold count or another seed",
                         cat("folds.json has ", saved.size(), " folds with seed ", saved_seed, "; this audit asks for ", folds,
                             " folds with seed ", seed, " over ", ids.size(), " images"),
                         "choose another --out, or delete the old one", file.string()});
+    if (saved_identity.value("recipe", json()) != identity.at("recipe"))
+      throw UsageError({"the output directory holds fold models trained with another recipe",
+                        cat("they were trained with ", saved_identity.value("recipe", json()).dump(), "; this audit asks for ",
+                            identity.at("recipe").dump()),
+                        "rerun with the same --model/--config and key=value, or choose another --out", file.string()});
     return saved;
   }
   json j;
   j["version"] = 1;
   j["seed"] = seed;
+  j["identity"] = identity;
   j["folds"] = fresh;
   ensure_directory(file.parent_path());
   write_file_atomic(file, j.dump(1) + "\n");
   return fresh;
+}
+
+// Removes a directory the audit itself made (a fold killed before its first checkpoint, a partial
+// prediction). Throws RunError when it cannot.
+void remove_scratch(const fs::path& dir) {
+  std::error_code error;
+  fs::remove_all(dir, error);
+  if (error)
+    throw RunError({cat("cannot remove the audit's unfinished ", dir.filename().string(), ": ", error.message()), "",
+                    "check the permissions of the output directory, or choose another --out", dir.string()});
 }
 
 // The audited images as one split, each file by its full path, so images of several splits train together.
@@ -194,7 +237,21 @@ PredictionMap predict_out_of_fold(const AuditRequest& r, const std::vector<std::
       for (const auto& image : dataset.splits[s].images) unaudited.push_back(image.id);
   const RunConfig recipe = fold_recipe(r);
   const fs::path folds_dir = fs::path(r.out_dir) / "folds";
-  const auto folds = load_or_write_folds(folds_dir / "folds.json", ids, r.folds, r.seed);
+  json identity;
+  identity["recipe"] = {{"model", r.model}, {"config", r.config_file}, {"overrides", r.overrides}};
+  json images = json::object();
+  for (const auto& [id, at] : where) {
+    const ImageRecord& image = dataset.splits[at.first].images[at.second];
+    std::string boxes;
+    for (const Annotation& a : image.annotations) {
+      const Box b = a.box.convert(BoxFormat::xyxy);
+      boxes += cat(a.category_id, " ", b.a, " ", b.b, " ", b.c, " ", b.d, ";");
+    }
+    images[std::to_string(id)] = {dataset.splits[at.first].name + "/" + image.file_name,
+                                  std::to_string(std::hash<std::string>{}(boxes))};
+  }
+  identity["images"] = std::move(images);
+  const auto folds = load_or_write_folds(folds_dir / "folds.json", ids, r.folds, r.seed, identity);
 
   PredictionMap map;
   for (std::size_t k = 0; k < folds.size(); ++k) {
@@ -223,7 +280,7 @@ PredictionMap predict_out_of_fold(const AuditRequest& r, const std::vector<std::
           t.config = resolve_run_config((run / "config.yaml").string(), {});
           t.resume = run.string();
         } else {
-          if (fs::exists(run)) fs::remove_all(run);  // the audit's own scratch, killed before its first checkpoint
+          remove_scratch(run);  // the audit's own scratch, killed before its first checkpoint
           t.config = recipe;
           t.config.data = r.data_path;
           t.config.project = folds_dir.string();
@@ -235,7 +292,8 @@ PredictionMap predict_out_of_fold(const AuditRequest& r, const std::vector<std::
         if (trained.interrupted)
           throw InterruptedError({cat("the audit was interrupted while fold ", k + 1, " trained"), "",
                                   "run the same command again: finished folds are kept and this one resumes"});
-        if (fs::weakly_canonical(trained.run_dir) != fs::weakly_canonical(run))
+        std::error_code ignored;
+        if (fs::weakly_canonical(trained.run_dir, ignored) != fs::weakly_canonical(run, ignored))
           throw InternalError({cat("fold ", k + 1, " trained into ", trained.run_dir, " instead of ", run.string())});
         write_file_atomic(run / "fold-trained", cat(trained.epochs_completed, " epochs\n"));
       }
@@ -244,11 +302,16 @@ PredictionMap predict_out_of_fold(const AuditRequest& r, const std::vector<std::
       e.dataset = &fold;
       e.split = "holdout";
       e.out_dir = (holdout.string() + ".partial");
+      remove_scratch(e.out_dir);
       log_info("fold ", k + 1, "/", folds.size(), ": predicting the ", folds[k].size(), " held-out images");
       torch_plugin().evaluate_model(e);
       // The finished marker of a fold is its predictions.json: moved into place only when complete.
-      if (fs::exists(holdout)) fs::remove_all(holdout);
-      fs::rename(e.out_dir, holdout);
+      remove_scratch(holdout);
+      std::error_code error;
+      fs::rename(e.out_dir, holdout, error);
+      if (error)
+        throw RunError({cat("cannot move the fold's predictions into place: ", error.message()), "",
+                        "check the permissions and free space of the output directory", holdout.string()});
     } else {
       log_info("fold ", k + 1, "/", folds.size(), ": reusing ", (holdout / "predictions.json").string());
     }
@@ -261,9 +324,16 @@ PredictionMap predict_out_of_fold(const AuditRequest& r, const std::vector<std::
 
 // --- crops --------------------------------------------------------------------------------------------
 
+// `v` as a pixel index in [lo, hi]; NaN and huge values clamp instead of overflowing the cast.
+int pixel(double v, int lo, int hi) {
+  if (!(v >= lo)) return lo;
+  if (v > hi) return hi;
+  return static_cast<int>(v);
+}
+
 void draw_rectangle(RgbImage& image, double x1, double y1, double x2, double y2, Rgb colour, int thickness) {
-  const int ix1 = std::clamp(static_cast<int>(x1), 0, image.width - 1), iy1 = std::clamp(static_cast<int>(y1), 0, image.height - 1);
-  const int ix2 = std::clamp(static_cast<int>(x2), 0, image.width - 1), iy2 = std::clamp(static_cast<int>(y2), 0, image.height - 1);
+  const int ix1 = pixel(x1, 0, image.width - 1), iy1 = pixel(y1, 0, image.height - 1);
+  const int ix2 = pixel(x2, 0, image.width - 1), iy2 = pixel(y2, 0, image.height - 1);
   for (int t = 0; t < thickness; ++t) {
     for (int x = ix1; x <= ix2; ++x) {
       image.set(x, std::min(iy1 + t, image.height - 1), colour);
@@ -283,11 +353,11 @@ std::string side_by_side_crop(const RgbImage& image, const std::optional<std::ar
   if (label && model)
     area = {std::min((*label)[0], (*model)[0]), std::min((*label)[1], (*model)[1]), std::max((*label)[2], (*model)[2]),
             std::max((*label)[3], (*model)[3])};
-  const double margin = std::max({16.0, 0.5 * (area[2] - area[0]), 0.5 * (area[3] - area[1])});
-  const int x0 = std::clamp(static_cast<int>(area[0] - margin), 0, image.width - 1);
-  const int y0 = std::clamp(static_cast<int>(area[1] - margin), 0, image.height - 1);
-  const int x1 = std::clamp(static_cast<int>(area[2] + margin), x0 + 1, image.width);
-  const int y1 = std::clamp(static_cast<int>(area[3] + margin), y0 + 1, image.height);
+  const double margin = std::min(1e6, std::max({16.0, 0.5 * (area[2] - area[0]), 0.5 * (area[3] - area[1])}));
+  const int x0 = pixel(area[0] - margin, 0, image.width - 1);
+  const int y0 = pixel(area[1] - margin, 0, image.height - 1);
+  const int x1 = pixel(area[2] + margin, x0 + 1, image.width);
+  const int y1 = pixel(area[3] + margin, y0 + 1, image.height);
   RgbImage crop(x1 - x0, y1 - y0);
   for (int y = y0; y < y1; ++y)
     std::copy_n(image.at(x0, y), static_cast<std::size_t>(crop.width) * 3, crop.at(0, y - y0));
@@ -375,6 +445,7 @@ AuditRunResult run_audit(const AuditRequest& request) {
     throw UsageError({"nothing predicts the images", "an audit compares the labels with a trained model's predictions",
                       "give --model RUN_DIR (in-sample), or --folds K to train K models that each hold a fold out"});
   if (request.out_dir.empty()) throw UsageError({"no output directory", "", "give --out DIR"});
+  validate_audit_options(request.options);  // before hours of fold training, not after
   const Dataset& dataset = request.source->dataset;
   const std::vector<std::size_t> splits = selected_splits(dataset, request.splits);
   ensure_directory(request.out_dir);
@@ -497,9 +568,12 @@ AuditFixResult write_audit_fix(const DatasetSource& source, const AuditResult& a
     for (const auto& image : split.images)
       for (const auto& ann : image.annotations) next_id = std::max(next_id, ann.id);
   for (const Suspect& s : audit.suspects) {
-    if (s.score < selection.min_score) continue;
+    if (!selection.ids.empty()) {
+      if (!selection.ids.count(s.id)) continue;  // named suspects are applied whatever their score
+    } else if (s.score < selection.min_score) {
+      continue;
+    }
     if (!selection.kinds.empty() && !selection.kinds.count(s.kind)) continue;
-    if (!selection.ids.empty() && !selection.ids.count(s.id)) continue;
     ImageRecord& image = fixed.splits[s.split_index].images[s.image_index];
     json c;
     c["id"] = s.id;
@@ -556,7 +630,7 @@ AuditFixResult write_audit_fix(const DatasetSource& source, const AuditResult& a
   doc["source"] = source.root.string();
   doc["applied"] = result.applied;
   doc["changes"] = std::move(changes);
-  write_dataset(fixed, source.format, out_dir, {}, {{"audit-changes.json", doc.dump(1) + "\n"}});
+  result.notes = write_dataset(fixed, source.format, out_dir, {}, {{"audit-changes.json", doc.dump(1) + "\n"}}).notes;
   result.changes_file = (fs::path(out_dir) / "audit-changes.json").string();
   return result;
 }

@@ -56,8 +56,9 @@ struct AuditRunResult {
   double seconds = 0;
 };
 
-// Predicts and audits, writes OUT/audit.json and the crops. Throws UsageError for a bad request (no model
-// for in-sample, folds = 1, fewer images than folds, an out_dir holding folds of another dataset),
+// Predicts and audits, writes OUT/audit.json and the crops. Images the model could not read are logged and
+// left out (not scored). Throws UsageError for a bad request (bad options, no model for in-sample,
+// folds = 1, fewer than 2 x folds images, an out_dir holding folds of other images or another recipe),
 // InterruptedError when Ctrl-C stopped a fold's training (a rerun continues), and what the plugin throws.
 AuditRunResult run_audit(const AuditRequest& request);
 
@@ -69,8 +70,8 @@ std::string audit_json(const Dataset& dataset, const AuditRunResult& run, const 
 // evidence and fix.
 std::string format_audit(const Dataset& dataset, const AuditRunResult& run, std::size_t top);
 
-// What `--fix` accepts: suspects scoring at least min_score, of the listed kinds (empty: all), and when
-// `ids` is not empty only those.
+// What `--fix` accepts: suspects of the listed kinds (empty: all) that are named in `ids`, or when `ids`
+// is empty, that score at least min_score.
 struct FixSelection {
   double min_score = 0.5;
   std::set<SuspectKind> kinds;
@@ -80,11 +81,13 @@ struct FixSelection {
 struct AuditFixResult {
   std::size_t applied = 0, classes_changed = 0, boxes_moved = 0, boxes_removed = 0, boxes_added = 0;
   std::string changes_file;               // OUT/audit-changes.json
+  std::vector<std::string> notes;         // what the copy could not hold (images left out, and why)
 };
 
 // Writes the dataset with the accepted suspects applied (class changed to the model's, box replaced by the
 // model's, spurious box removed, missing box added) to `out_dir` in the source's layout, with
-// OUT/audit-changes.json listing each change (before and after). The input is never modified. Throws
+// OUT/audit-changes.json listing each change (before and after). The input is never modified. Needs
+// `audit` made by audit_dataset on source.dataset (its indices point into it). Throws
 // UsageError for a non-empty out_dir or an id in `selection.ids` that is not a suspect; RunError on
 // write failures.
 AuditFixResult write_audit_fix(const DatasetSource& source, const AuditResult& audit, const FixSelection& selection,

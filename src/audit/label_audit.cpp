@@ -106,13 +106,25 @@ std::vector<std::pair<std::size_t, double>> confident_objects(const std::vector<
   return kept;
 }
 
+// Share of `box` inside `region`.
+double inside_share(const std::array<double, 4>& box, const std::array<double, 4>& region) {
+  const double area = std::max(0.0, box[2] - box[0]) * std::max(0.0, box[3] - box[1]);
+  const double w = std::min(box[2], region[2]) - std::max(box[0], region[0]);
+  const double h = std::min(box[3], region[3]) - std::max(box[1], region[1]);
+  return area > 0 && w > 0 && h > 0 ? w * h / area : 0;
+}
+
+// Each prediction's largest IoU with a judged box; a prediction mostly inside a COCO crowd region counts
+// as covered (IoU 1), as COCO's evaluation ignores it.
 std::vector<double> best_label_iou(const Dataset& dataset, const ImageRecord& image, const std::vector<Prediction>& predictions) {
   std::vector<double> best(predictions.size(), 0.0);
   for (const Annotation& ann : image.annotations) {
-    if (dataset.category_index(ann.category_id) < 0 || ann.iscrowd) continue;
+    if (dataset.category_index(ann.category_id) < 0) continue;
     const Box b = ann.box.convert(BoxFormat::xyxy);
+    const std::array<double, 4> box = {b.a, b.b, b.c, b.d};
     for (std::size_t p = 0; p < predictions.size(); ++p)
-      best[p] = std::max(best[p], box_iou({b.a, b.b, b.c, b.d}, predictions[p].box));
+      best[p] = std::max(best[p], ann.iscrowd ? (inside_share(predictions[p].box, box) >= 0.5 ? 1.0 : 0.0)
+                                              : box_iou(box, predictions[p].box));
   }
   return best;
 }
@@ -143,6 +155,7 @@ std::vector<Suspect> audit_image(const Dataset& dataset, const ImageRecord& imag
         best_label[p] = static_cast<std::ptrdiff_t>(l);
       }
     }
+  const std::vector<double> covered_iou = best_label_iou(dataset, image, predictions);  // crowd regions too
 
   std::vector<Suspect> out;
   std::vector<bool> claimed(n_preds, false);  // evidence of a reported suspect
@@ -162,7 +175,8 @@ std::vector<Suspect> audit_image(const Dataset& dataset, const ImageRecord& imag
       if (v >= options.match_iou) {
         if (same)
           label_score = std::max(label_score, pred.score);
-        else if (other < 0 || pred.score > predictions[static_cast<std::size_t>(other)].score)
+        else if (best_label[p] == static_cast<std::ptrdiff_t>(l) &&
+                 (other < 0 || pred.score > predictions[static_cast<std::size_t>(other)].score))
           other = static_cast<std::ptrdiff_t>(p);
       }
       if (same && v >= options.placement_iou) placed_score = std::max(placed_score, pred.score);
@@ -234,18 +248,18 @@ std::vector<Suspect> audit_image(const Dataset& dataset, const ImageRecord& imag
   std::map<std::pair<int64_t, bool>, std::pair<double, double>> image_labelled;  // (class, at edge) -> (boxed, predicted)
   std::vector<bool> confident(n_preds, false);
   if (policy)
-    for (const auto& [p, v] : confident_objects(predictions, best_iou, kPolicyConfidence)) {
+    for (const auto& [p, v] : confident_objects(predictions, covered_iou, kPolicyConfidence)) {
       confident[p] = true;
       auto& c = image_labelled[{predictions[p].class_index, touches_edge(image, predictions[p].box)}];
       c.first += v >= options.missing_iou;
       c.second += 1;
     }
-  std::vector<std::size_t> kept;
+  std::vector<std::size_t> kept;  // claimed evidence and covered predictions suppress their weaker duplicates
   for (std::size_t p = 0; p < n_preds; ++p)
-    if (claimed[p]) kept.push_back(p);
+    if (claimed[p] || covered_iou[p] >= options.missing_iou) kept.push_back(p);
   for (std::size_t p : order) {
     const Prediction& pred = predictions[p];
-    if (claimed[p] || pred.score < options.min_score || best_iou[p] >= options.missing_iou) continue;
+    if (claimed[p] || pred.score < options.min_score || covered_iou[p] >= options.missing_iou) continue;
     bool duplicate = false;
     for (std::size_t k : kept)
       if (box_iou(predictions[k].box, pred.box) > 0.5) duplicate = true;
@@ -277,8 +291,7 @@ std::vector<Suspect> audit_image(const Dataset& dataset, const ImageRecord& imag
   return out;
 }
 
-AuditResult audit_dataset(const Dataset& dataset, const PredictionMap& predictions, const std::vector<std::string>& splits,
-                          const AuditOptions& options) {
+void validate_audit_options(const AuditOptions& options) {
   const std::pair<const char*, double> checks[] = {
       {"min_score", options.min_score},     {"match_iou", options.match_iou},     {"placement_iou", options.placement_iou},
       {"min_overlap", options.min_overlap}, {"support_iou", options.support_iou}, {"missing_iou", options.missing_iou},
@@ -290,13 +303,19 @@ AuditResult audit_dataset(const Dataset& dataset, const PredictionMap& predictio
     throw UsageError({cat("min_overlap (", options.min_overlap, ") must be below placement_iou (", options.placement_iou, ")"),
                       "a badly placed box is one whose prediction overlaps it by an IoU between the two",
                       "lower min_overlap or raise placement_iou"});
+}
+
+AuditResult audit_dataset(const Dataset& dataset, const PredictionMap& predictions, const std::vector<std::string>& splits,
+                          const AuditOptions& options) {
+  validate_audit_options(options);
   std::vector<std::size_t> selected;
   if (splits.empty()) {
     for (std::size_t s = 0; s < dataset.splits.size(); ++s) selected.push_back(s);
   } else {
     for (const auto& name : splits) {
       const Split& split = dataset.split(name);
-      selected.push_back(static_cast<std::size_t>(&split - dataset.splits.data()));
+      const auto index = static_cast<std::size_t>(&split - dataset.splits.data());
+      if (std::find(selected.begin(), selected.end(), index) == selected.end()) selected.push_back(index);
     }
   }
 

@@ -24,7 +24,8 @@
 // boxed, with the dataset's rate as a prior worth 4 objects (a deletion stands out in a carefully labelled
 // image; in an image whose annotator skipped half the cells it does not).
 // Each annotation is reported at most once, as its most likely kind (the highest score); each prediction
-// is the evidence of at most one suspect.
+// is the evidence of at most one suspect. COCO crowd regions are not judged, and a prediction mostly
+// inside one is covered (never missing).
 //
 // audit.json (write_audit_json), version 1:
 //   {"version": 1, "model": "...", "mode": "in-sample" | "out-of-fold", "folds": K (0 in-sample),
@@ -133,7 +134,10 @@ struct AuditResult {
 std::vector<Suspect> audit_image(const Dataset& dataset, const ImageRecord& image, const std::vector<Prediction>& predictions,
                                  const AuditOptions& options, const LabelingPolicy* policy = nullptr);
 
-// Audits every image of the splits named in `splits` (all splits when empty) that has an entry in
+// Throws UsageError for options outside [0, 1] or min_overlap >= placement_iou.
+void validate_audit_options(const AuditOptions& options);
+
+// Audits every image of the splits named in `splits` (all splits when empty; a name given twice counts once) that has an entry in
 // `predictions` (images without one were not predicted and are skipped, not counted). Suspects are
 // ranked and given ids. Throws UsageError for options outside [0, 1] or an unknown split.
 AuditResult audit_dataset(const Dataset& dataset, const PredictionMap& predictions, const std::vector<std::string>& splits,

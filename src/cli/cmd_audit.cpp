@@ -77,7 +77,8 @@ int run_audit(const std::vector<std::string>& args) {
   set.add("--json", &json_out, "write audit.json's content to FILE too ('-' : stdout instead of the summary)").value_name("FILE");
   set.add("--fix", &fix_dir, "write a corrected copy of the dataset to OUTDIR with audit-changes.json (input untouched)")
       .value_name("OUTDIR");
-  set.add("--accept", &accept, "with --fix: only these suspect ids (S0001,S0007 or @FILE, one per line)").value_name("IDS");
+  set.add("--accept", &accept, "with --fix: only these suspect ids, whatever their score (S0001,S0007 or @FILE, one per line)")
+      .value_name("IDS");
   set.add("--accept-score", &accept_score, "with --fix: apply suspects scoring at least this").range(0.0, 1.0);
   set.add("--accept-kinds", &accept_kinds, "with --fix: kinds to apply, comma-separated ('' : all)").value_name("KINDS");
   add_dataset_options(set, data);
@@ -154,6 +155,7 @@ int run_audit(const std::vector<std::string>& args) {
         << "fixed copy: " << fix_dir << " (" << fixed.applied << " change(s): " << fixed.classes_changed << " class(es) changed, "
         << fixed.boxes_moved << " box(es) redrawn, " << fixed.boxes_removed << " removed, " << fixed.boxes_added
         << " added; see " << fixed.changes_file << ")\n";
+    for (const auto& note : fixed.notes) log_warn("fixed copy: ", note);
   }
   return 0;
 }

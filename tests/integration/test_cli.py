@@ -914,15 +914,34 @@ class Audit(unittest.TestCase):
         self.assertEqual(p.stderr.count("reusing"), 2, p.stderr)
         self.assertNotIn("training on", p.stderr)
         self.assertEqual(json.loads(p.stdout)["suspects"], audit["suspects"])
-        # Another seed with the same output directory is refused, not mixed in.
+        # Another recipe or another seed with the same output directory is refused, not mixed in.
+        p = run("audit", self.data, "--model", str(self.run_dir), "--folds", "2", "--split", "train", "--out",
+                str(self._out), "epochs=2")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("fold models trained with another recipe", p.stderr)
         p = run("audit", self.data, "--model", str(self.run_dir), "--folds", "2", "--split", "train", "--out",
                 str(self._out), "--seed", "9")
         self.assertEqual(p.returncode, 2, p.stderr)
         self.assertIn("holds folds of other images", p.stderr)
 
+    def test_an_unreadable_image_is_named_and_not_audited(self):
+        import shutil
+        ds = self.root / "broken"
+        shutil.copytree(self.root / "ds", ds)
+        victim = sorted((ds / "images" / "val").iterdir())[0]
+        victim.write_bytes(victim.read_bytes()[:40])  # truncated: the header survives, the pixels do not
+        self._out = self.root / "a3"
+        p = run("audit", str(ds), "--model", str(self.run_dir), "--out", str(self._out), "--split", "val", "--json", "-",
+                check=0)
+        self.assertIn(f"not audited: {victim}", p.stderr)
+        audit = json.loads(p.stdout)
+        self.check_audit(audit, 3, "in-sample")
+        self.assertNotIn(victim.name, [s["file"] for s in audit["suspects"]])
+
     def test_usage_errors(self):
         cases = [
             (["--folds", "1", "--model", str(self.run_dir)], "--folds 1 cannot hold images out"),
+            (["--model", str(self.run_dir), "--placement-iou", "0.05"], "must be below placement_iou"),
             ([], "nothing predicts the images"),
             (["--model", str(self.run_dir), "epochs=3"], "only change the recipe of --folds"),
             (["--model", str(self.run_dir), "--fix", str(self.root / "f"), "--accept-kinds", "wrong_clas"],

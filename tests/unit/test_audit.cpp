@@ -137,6 +137,28 @@ TEST(AuditImage, CrowdAndUndeclaredBoxesAreNotJudged) {
   EXPECT_TRUE(audit_image(d, img, {}, {}).empty());
 }
 
+TEST(AuditImage, PredictionsInsideACrowdRegionAreNotMissing) {
+  const Dataset d = three_classes();
+  ImageRecord img = image_with({{1, {0, 0, 300, 200}}});
+  img.annotations[0].iscrowd = true;
+  const std::vector<Prediction> preds = {{{10, 10, 40, 40}, 0.9, 0}, {{250, 150, 310, 210}, 0.8, 0},  // 69 % inside
+                                         {{400, 300, 450, 350}, 0.7, 0}};
+  const auto s = audit_image(d, img, preds, {});
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_NEAR(s[0].score, 0.7, 1e-12);
+}
+
+TEST(AuditImage, APredictionIsTheEvidenceOfOneWrongClassOnly) {
+  const Dataset d = three_classes();
+  // Two near-identical boxes labelled cat; the one dog prediction belongs to the first (higher IoU).
+  const ImageRecord img = image_with({{1, {10, 10, 60, 60}}, {1, {12, 12, 62, 62}}});
+  const std::vector<Prediction> preds = {{{10, 10, 60, 60}, 0.9, 1}};
+  const auto s = audit_image(d, img, preds, {});
+  std::size_t wrong = 0;
+  for (const auto& x : s) wrong += x.kind == SuspectKind::wrong_class;
+  EXPECT_EQ(wrong, 1u);
+}
+
 TEST(AuditDataset, RanksPerKindGivesIdsByScoreAndSkipsImagesNotPredicted) {
   Dataset d = three_classes();
   d.splits[0].images.push_back(image_with({{1, {10, 10, 60, 60}}}, 1));                         // spurious 1.0
@@ -165,8 +187,9 @@ TEST(AuditDataset, RanksPerKindGivesIdsByScoreAndSkipsImagesNotPredicted) {
   EXPECT_EQ(r.suspects[3].id, "S0004");
   EXPECT_EQ(r.counts.at(SuspectKind::spurious), 2u);
   EXPECT_EQ(r.counts.at(SuspectKind::badly_placed), 0u);
-  // One split only.
+  // One split only; a split named twice counts once.
   EXPECT_EQ(audit_dataset(d, p, {"val"}, o).suspects.size(), 2u);
+  EXPECT_EQ(audit_dataset(d, p, {"val", "val"}, o).suspects.size(), 2u);
 }
 
 TEST(AuditDataset, BadOptionsAndSplitsAreUsageErrors) {
@@ -399,6 +422,12 @@ TEST_F(AuditFix, AppliesTheAcceptedSuspectsToACopyAndListsEachChange) {
   EXPECT_EQ(added.applied, 1u);
   EXPECT_EQ(added.boxes_added, 1u);
   EXPECT_EQ(read_dataset(root_ / "fixed2").dataset.split("train").images[i].annotations.size(), img.annotations.size() + 1);
+
+  // Named suspects are applied whatever their score.
+  FixSelection named;
+  named.ids = {r.suspects.back().id};
+  named.min_score = 1;
+  EXPECT_EQ(write_audit_fix(source_, r, named, (root_ / "fixed4").string()).applied, 1u);
 
   sel.ids = {"S9999"};
   EXPECT_THROW_WITH(write_audit_fix(source_, r, sel, (root_ / "fixed3").string()), UsageError, "S9999", "rerun the audit");

@@ -188,6 +188,9 @@ std::vector<Suspect> audit_image(const Dataset& dataset, const ImageRecord& imag
       const double v = iou[l][p];
       if (pred.class_index != label.class_index || v < options.min_overlap || v >= options.placement_iou) continue;
       if (best_label[p] != static_cast<std::ptrdiff_t>(l)) continue;  // another box explains it better
+      // The box already has a fitting prediction at least as confident: this one is a neighbouring object
+      // (in a clump of cells, the one nobody boxed), not evidence that the box is misplaced.
+      if (placed_score >= pred.score) continue;
       const double s = pred.score * (1 - v);
       if (s > placement_score) {
         placement_score = s;

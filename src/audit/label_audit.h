@@ -78,7 +78,7 @@ struct Prediction {
 };
 
 struct AuditOptions {
-  double min_score = 0.25;     // suspects scoring less are not reported (missing: prediction confidence)
+  double min_score = 0.1;      // suspects scoring less are not reported
   double match_iou = 0.5;      // a prediction supports a box's class at this IoU or more
   double placement_iou = 0.6;  // a same-class prediction below this IoU (and above min_overlap) means badly placed
   double min_overlap = 0.1;    // below this IoU a prediction is about another object

@@ -139,6 +139,10 @@ int run_audit(const std::vector<std::string>& args) {
 
   const audit::AuditRunResult result = audit::run_audit(request);
   const fs::path report_path = report::write_report(request.out_dir);
+  // An audit inside its run directory is part of the run's page too.
+  if (!request.model.empty() && fs::is_directory(request.model) &&
+      fs::weakly_canonical(fs::path(request.out_dir).parent_path()) == fs::weakly_canonical(request.model))
+    log_info("run report: ", report::write_report(request.model).string());
   if (json_out == "-") {
     std::cout << read_file(result.json_path);
   } else {

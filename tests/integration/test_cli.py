@@ -888,6 +888,10 @@ class Audit(unittest.TestCase):
         removed = sum(1 for s in audit["suspects"] if s["kind"] == "spurious" and s["split"] == "train")
         added = sum(1 for s in audit["suspects"] if s["kind"] == "missing" and s["split"] == "train")
         self.assertEqual(len(fixed["annotations"]), len(original["annotations"]) - removed + added)
+        # The default output is RUN/audit, and the run's own page gains the section.
+        run("audit", self.data, "--model", str(self.run_dir), "--split", "val", check=0)
+        self.assertTrue((self.run_dir / "audit" / "audit.json").is_file())
+        self.assertIn('id="audit"', (self.run_dir / "report.html").read_text())
         # --json - prints the same document; one split only.
         p = run("audit", self.data, "--model", str(self.run_dir), "--out", str(self.root / "a2"), "--split", "val",
                 "--json", "-", check=0)

@@ -81,17 +81,6 @@ std::size_t add_predictions(const Dataset& dataset, const fs::path& file,
   return n;
 }
 
-std::vector<std::size_t> selected_splits(const Dataset& dataset, const std::vector<std::string>& names) {
-  std::vector<std::size_t> out;
-  if (names.empty()) {
-    for (std::size_t s = 0; s < dataset.splits.size(); ++s) out.push_back(s);
-    return out;
-  }
-  for (const auto& name : names)
-    out.push_back(static_cast<std::size_t>(&dataset.split(name, "--split") - dataset.splits.data()));
-  return out;
-}
-
 EvaluateModelRequest prediction_request(const AuditRequest& r) {
   EvaluateModelRequest e;
   e.imgsz = r.imgsz;
@@ -447,7 +436,7 @@ AuditRunResult run_audit(const AuditRequest& request) {
   if (request.out_dir.empty()) throw UsageError({"no output directory", "", "give --out DIR"});
   validate_audit_options(request.options);  // before hours of fold training, not after
   const Dataset& dataset = request.source->dataset;
-  const std::vector<std::size_t> splits = selected_splits(dataset, request.splits);
+  const std::vector<std::size_t> splits = audited_splits(dataset, request.splits);
   ensure_directory(request.out_dir);
 
   AuditRunResult result;

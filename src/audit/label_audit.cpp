@@ -308,19 +308,23 @@ void validate_audit_options(const AuditOptions& options) {
                       "lower min_overlap or raise placement_iou"});
 }
 
+std::vector<std::size_t> audited_splits(const Dataset& dataset, const std::vector<std::string>& names) {
+  std::vector<std::size_t> selected;
+  if (names.empty()) {
+    for (std::size_t s = 0; s < dataset.splits.size(); ++s) selected.push_back(s);
+    return selected;
+  }
+  for (const auto& name : names) {
+    const auto index = static_cast<std::size_t>(&dataset.split(name, "--split") - dataset.splits.data());
+    if (std::find(selected.begin(), selected.end(), index) == selected.end()) selected.push_back(index);
+  }
+  return selected;
+}
+
 AuditResult audit_dataset(const Dataset& dataset, const PredictionMap& predictions, const std::vector<std::string>& splits,
                           const AuditOptions& options) {
   validate_audit_options(options);
-  std::vector<std::size_t> selected;
-  if (splits.empty()) {
-    for (std::size_t s = 0; s < dataset.splits.size(); ++s) selected.push_back(s);
-  } else {
-    for (const auto& name : splits) {
-      const Split& split = dataset.split(name);
-      const auto index = static_cast<std::size_t>(&split - dataset.splits.data());
-      if (std::find(selected.begin(), selected.end(), index) == selected.end()) selected.push_back(index);
-    }
-  }
+  const std::vector<std::size_t> selected = audited_splits(dataset, splits);
 
   AuditResult result;
   for (SuspectKind k : kKinds) result.counts[k] = 0;

@@ -134,6 +134,10 @@ struct AuditResult {
 std::vector<Suspect> audit_image(const Dataset& dataset, const ImageRecord& image, const std::vector<Prediction>& predictions,
                                  const AuditOptions& options, const LabelingPolicy* policy = nullptr);
 
+// Positions in Dataset::splits of the splits called `names` (all splits when empty), each once, in the
+// order given. Throws UsageError for an unknown name, listing the splits there are.
+std::vector<std::size_t> audited_splits(const Dataset& dataset, const std::vector<std::string>& names);
+
 // Throws UsageError for options outside [0, 1] or min_overlap >= placement_iou.
 void validate_audit_options(const AuditOptions& options);
 

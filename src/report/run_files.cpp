@@ -78,6 +78,18 @@ std::vector<double> numbers(const ojson& v, const std::string& what) {
   for (std::size_t i = 0; i < v.size(); ++i) out.push_back(number(v[i], cat(what, "[", i, "]")));
   return out;
 }
+// The optional array of strings `key` of `obj` (empty when absent).
+std::vector<std::string> strings(const ojson& obj, const std::string& key) {
+  std::vector<std::string> out;
+  if (!obj.contains(key)) return out;
+  const ojson& v = obj[key];
+  if (!v.is_array()) throw Malformed(cat("'", key, "' is not an array"));
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (!v[i].is_string()) throw Malformed(cat("'", key, "[", i, "]' is not a string"));
+    out.push_back(v[i].get<std::string>());
+  }
+  return out;
+}
 std::vector<std::vector<double>> rows_of(const ojson& v, const std::string& what, std::size_t rows, std::size_t columns) {
   if (!v.is_array()) throw Malformed(cat("'", what, "' is not an array"));
   if (v.size() != rows) throw Malformed(cat("'", what, "' has ", v.size(), " rows, expected ", rows));
@@ -316,14 +328,7 @@ LrFind parse_lr_find(const ojson& j) {
   f.diverged_lr = number(j, "diverged_lr", "", kNaN);
   f.diverged = flag(j, "diverged");
   f.interrupted = flag(j, "interrupted");
-  if (j.contains("notes")) {
-    const ojson& notes = j["notes"];
-    if (!notes.is_array()) throw Malformed("'notes' is not an array");
-    for (std::size_t i = 0; i < notes.size(); ++i) {
-      if (!notes[i].is_string()) throw Malformed(cat("'notes[", i, "]' is not a string"));
-      f.notes.push_back(notes[i].get<std::string>());
-    }
-  }
+  f.notes = strings(j, "notes");
   const ojson& points = member(j, "points", "");
   f.lr = numbers(member(points, "lr", "points"), "points.lr");
   f.loss = numbers(member(points, "loss", "points"), "points.loss");
@@ -373,14 +378,7 @@ Audit parse_audit(const ojson& j) {
   a.images = integer(j, "images", "", 0);
   a.annotations = integer(j, "annotations", "", 0);
   a.predictions = integer(j, "predictions", "", 0);
-  if (j.contains("splits")) {
-    const ojson& splits = j["splits"];
-    if (!splits.is_array()) throw Malformed("'splits' is not an array");
-    for (std::size_t i = 0; i < splits.size(); ++i) {
-      if (!splits[i].is_string()) throw Malformed(cat("'splits[", i, "]' is not a string"));
-      a.splits.push_back(splits[i].get<std::string>());
-    }
-  }
+  a.splits = strings(j, "splits");
   const ojson& suspects = member(j, "suspects", "");
   if (!suspects.is_array()) throw Malformed("'suspects' is not an array");
   for (std::size_t i = 0; i < suspects.size(); ++i) {

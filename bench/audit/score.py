@@ -28,20 +28,15 @@ import json
 import os
 import sys
 
+from plant_noise import iou as plant_iou  # the same geometry as the planting
+
 KINDS = ("wrong_class", "badly_placed", "missing", "spurious")
 COVERED_IOU = 0.3
 
 
 def iou(a, b):
-    if a is None or b is None:
-        return 0.0
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+    """plant_noise's IoU, 0 when either box is absent (a suspect without a box)."""
+    return 0.0 if a is None or b is None else plant_iou(a, b)
 
 
 def base(name):

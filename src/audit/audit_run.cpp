@@ -233,8 +233,8 @@ PredictionMap predict_out_of_fold(const AuditRequest& r, const std::vector<std::
     const ImageRecord& image = dataset.splits[at.first].images[at.second];
     std::string boxes;
     for (const Annotation& a : image.annotations) {
-      const Box b = a.box.convert(BoxFormat::xyxy);
-      boxes += cat(a.category_id, " ", b.a, " ", b.b, " ", b.c, " ", b.d, ";");
+      const auto b = xyxy_corners(a.box);
+      boxes += cat(a.category_id, " ", b[0], " ", b[1], " ", b[2], " ", b[3], ";");
     }
     images[std::to_string(id)] = {dataset.splits[at.first].name + "/" + image.file_name,
                                   std::to_string(std::hash<std::string>{}(boxes))};
@@ -373,8 +373,7 @@ std::string side_by_side_crop(const RgbImage& image, const std::optional<std::ar
 
 std::optional<std::array<double, 4>> annotation_box(const Dataset& dataset, const Suspect& s) {
   if (!s.annotation_index) return std::nullopt;
-  const Box b = dataset.splits[s.split_index].images[s.image_index].annotations[*s.annotation_index].box.convert(BoxFormat::xyxy);
-  return std::array<double, 4>{b.a, b.b, b.c, b.d};
+  return xyxy_corners(dataset.splits[s.split_index].images[s.image_index].annotations[*s.annotation_index].box);
 }
 
 std::size_t write_crops(const Dataset& dataset, AuditResult& audit, const fs::path& out_dir, int64_t per_kind) {
@@ -415,11 +414,6 @@ json box_json(const std::optional<std::array<double, 4>>& b) {
 }
 
 json rounded(double v) { return std::round(v * 1e4) / 1e4; }
-
-std::string class_of(const Dataset& dataset, int64_t index) {
-  return index >= 0 && index < static_cast<int64_t>(dataset.categories.size()) ? dataset.categories[static_cast<std::size_t>(index)].name
-                                                                                : cat(index);
-}
 
 }  // namespace
 
@@ -472,7 +466,7 @@ std::string audit_json(const Dataset& dataset, const AuditRunResult& run, const 
   j["counts"] = counts;
   json policy = json::array();
   for (const auto& [key, g] : run.audit.policy.groups)
-    policy.push_back({{"class", class_of(dataset, key.first)}, {"at_edge", key.second}, {"predicted", g.predicted},
+    policy.push_back({{"class", category_name(dataset, key.first)}, {"at_edge", key.second}, {"predicted", g.predicted},
                       {"boxed", g.boxed}, {"rate", rounded(run.audit.policy.rate(key.first, key.second))}});
   j["labeling_policy"] = std::move(policy);
   json list = json::array();
@@ -493,9 +487,9 @@ std::string audit_json(const Dataset& dataset, const AuditRunResult& run, const 
     e["annotation_file"] = image.annotation_file;
     e["line"] = ann ? ann->source_line : 0;
     e["box"] = box_json(annotation_box(dataset, s));
-    e["class"] = ann ? json(class_of(dataset, dataset.category_index(ann->category_id))) : json(nullptr);
+    e["class"] = ann ? json(category_name(dataset, dataset.category_index(ann->category_id))) : json(nullptr);
     e["model_box"] = s.prediction ? box_json(s.prediction->box) : json(nullptr);
-    e["model_class"] = s.prediction ? json(class_of(dataset, s.prediction->class_index)) : json(nullptr);
+    e["model_class"] = s.prediction ? json(category_name(dataset, s.prediction->class_index)) : json(nullptr);
     e["model_score"] = s.prediction ? rounded(s.prediction->score) : json(nullptr);
     e["label_score"] = rounded(s.label_score);
     e["iou"] = s.iou ? rounded(*s.iou) : json(nullptr);
@@ -572,7 +566,7 @@ AuditFixResult write_audit_fix(const DatasetSource& source, const AuditResult& a
     c["file"] = image.file_name;
     const Annotation* before = s.annotation_index ? &image.annotations[*s.annotation_index] : nullptr;
     c["annotation_id"] = before ? json(before->id) : json(nullptr);
-    c["before"] = before ? json{{"class", class_of(fixed, fixed.category_index(before->category_id))},
+    c["before"] = before ? json{{"class", category_name(fixed, fixed.category_index(before->category_id))},
                                 {"box", box_json(annotation_box(fixed, s))}}
                          : json(nullptr);
     switch (s.kind) {
@@ -603,7 +597,7 @@ AuditFixResult write_audit_fix(const DatasetSource& source, const AuditResult& a
     }
     c["after"] = s.kind == SuspectKind::spurious
                      ? json(nullptr)
-                     : json{{"class", class_of(fixed, s.prediction->class_index)}, {"box", box_json(s.prediction->box)}};
+                     : json{{"class", category_name(fixed, s.prediction->class_index)}, {"box", box_json(s.prediction->box)}};
     if (s.kind == SuspectKind::wrong_class) c["after"]["box"] = c["before"]["box"];
     changes.push_back(std::move(c));
     ++result.applied;

@@ -31,12 +31,6 @@ std::string box_text(const std::array<double, 4>& b) {
   return t;
 }
 
-std::string class_name(const Dataset& dataset, int64_t index) {
-  if (index >= 0 && index < static_cast<int64_t>(dataset.categories.size()))
-    return dataset.categories[static_cast<std::size_t>(index)].name;
-  return cat("class ", index);
-}
-
 struct Label {
   std::size_t annotation = 0;     // index into the image's annotations
   int64_t class_index = 0;
@@ -59,6 +53,17 @@ std::optional<SuspectKind> parse_suspect_kind(const std::string& name) {
   for (SuspectKind k : kKinds)
     if (name == suspect_kind_name(k)) return k;
   return std::nullopt;
+}
+
+std::array<double, 4> xyxy_corners(const Box& box) {
+  const Box b = box.convert(BoxFormat::xyxy);
+  return {b.a, b.b, b.c, b.d};
+}
+
+std::string category_name(const Dataset& dataset, int64_t index) {
+  if (index >= 0 && index < static_cast<int64_t>(dataset.categories.size()))
+    return dataset.categories[static_cast<std::size_t>(index)].name;
+  return cat("class ", index);
 }
 
 double box_iou(const std::array<double, 4>& a, const std::array<double, 4>& b) {
@@ -120,13 +125,23 @@ std::vector<double> best_label_iou(const Dataset& dataset, const ImageRecord& im
   std::vector<double> best(predictions.size(), 0.0);
   for (const Annotation& ann : image.annotations) {
     if (dataset.category_index(ann.category_id) < 0) continue;
-    const Box b = ann.box.convert(BoxFormat::xyxy);
-    const std::array<double, 4> box = {b.a, b.b, b.c, b.d};
+    const std::array<double, 4> box = xyxy_corners(ann.box);
     for (std::size_t p = 0; p < predictions.size(); ++p)
       best[p] = std::max(best[p], ann.iscrowd ? (inside_share(predictions[p].box, box) >= 0.5 ? 1.0 : 0.0)
                                               : box_iou(box, predictions[p].box));
   }
   return best;
+}
+
+// Marks predictions mostly inside a crowd region of `image` as covered (IoU 1 in `best`).
+void cover_by_crowd(const Dataset& dataset, const ImageRecord& image, const std::vector<Prediction>& predictions,
+                    std::vector<double>& best) {
+  for (const Annotation& ann : image.annotations) {
+    if (!ann.iscrowd || dataset.category_index(ann.category_id) < 0) continue;
+    const std::array<double, 4> region = xyxy_corners(ann.box);
+    for (std::size_t p = 0; p < predictions.size(); ++p)
+      if (inside_share(predictions[p].box, region) >= 0.5) best[p] = 1.0;
+  }
 }
 
 }  // namespace
@@ -138,8 +153,7 @@ std::vector<Suspect> audit_image(const Dataset& dataset, const ImageRecord& imag
     const Annotation& ann = image.annotations[a];
     const int64_t index = dataset.category_index(ann.category_id);
     if (index < 0 || ann.iscrowd) continue;
-    const Box b = ann.box.convert(BoxFormat::xyxy);
-    labels.push_back({a, index, {b.a, b.b, b.c, b.d}});
+    labels.push_back({a, index, xyxy_corners(ann.box)});
   }
   const std::size_t n_labels = labels.size(), n_preds = predictions.size();
 
@@ -155,13 +169,14 @@ std::vector<Suspect> audit_image(const Dataset& dataset, const ImageRecord& imag
         best_label[p] = static_cast<std::ptrdiff_t>(l);
       }
     }
-  const std::vector<double> covered_iou = best_label_iou(dataset, image, predictions);  // crowd regions too
+  std::vector<double> covered_iou = best_iou;  // and crowd regions, which are not judged but do cover
+  cover_by_crowd(dataset, image, predictions, covered_iou);
 
   std::vector<Suspect> out;
   std::vector<bool> claimed(n_preds, false);  // evidence of a reported suspect
   for (std::size_t l = 0; l < n_labels; ++l) {
     const Label& label = labels[l];
-    const std::string label_class = class_name(dataset, label.class_index);
+    const std::string label_class = category_name(dataset, label.class_index);
     double label_score = 0;     // labelled class at IoU >= match_iou
     double placed_score = 0;    // labelled class at IoU >= placement_iou
     double support = 0;         // any class near enough to say an object is there
@@ -208,7 +223,7 @@ std::vector<Suspect> audit_image(const Dataset& dataset, const ImageRecord& imag
     if (wrong_score >= placement_score && wrong_score >= spurious_score && other >= 0 &&
         predictions[static_cast<std::size_t>(other)].score > label_score) {
       const Prediction& pred = predictions[static_cast<std::size_t>(other)];
-      const std::string model_class = class_name(dataset, pred.class_index);
+      const std::string model_class = category_name(dataset, pred.class_index);
       s.kind = SuspectKind::wrong_class;
       s.score = wrong_score;
       s.prediction = pred;
@@ -268,7 +283,7 @@ std::vector<Suspect> audit_image(const Dataset& dataset, const ImageRecord& imag
       if (box_iou(predictions[k].box, pred.box) > 0.5) duplicate = true;
     if (duplicate) continue;
     kept.push_back(p);
-    const std::string model_class = class_name(dataset, pred.class_index);
+    const std::string model_class = category_name(dataset, pred.class_index);
     const bool at_edge = touches_edge(image, pred.box);
     double rate = 1.0;
     if (policy) {

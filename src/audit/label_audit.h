@@ -147,6 +147,12 @@ void validate_audit_options(const AuditOptions& options);
 AuditResult audit_dataset(const Dataset& dataset, const PredictionMap& predictions, const std::vector<std::string>& splits,
                           const AuditOptions& options);
 
+// The xyxy corners of `box`, whatever its format.
+std::array<double, 4> xyxy_corners(const Box& box);
+
+// The name of the category at `index` in Dataset::categories ("class N" when there is none).
+std::string category_name(const Dataset& dataset, int64_t index);
+
 // Intersection over union of two xyxy boxes (0 when either is empty).
 double box_iou(const std::array<double, 4>& a, const std::array<double, 4>& b);
 

@@ -953,6 +953,9 @@ class Audit(unittest.TestCase):
             (["--model", str(self.run_dir), "--accept", "S0001"], "--accept and --accept-kinds choose what --fix applies"),
             (["--model", str(self.run_dir), "--split", "tran"], "tran"),
             (["--model", str(self.run_dir / "weights" / "best.pt"), "--folds", "2"], "is not a training run directory"),
+            (["--model", str(self.run_dir), "--folds", "5", "--split", "train"], "8 images cannot be split into 5 folds"),
+            (["--model", str(self.run_dir), "--config", str(self.run_dir / "config.yaml")], "--config gives the recipe of --folds"),
+            (["--model", str(self.run_dir), "--fix", str(self.root / "ds")], "is not empty"),
         ]
         for args, needle in cases:
             with self.subTest(args=args):

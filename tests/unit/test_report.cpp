@@ -201,6 +201,17 @@ TEST(Report, EscapesEveryText) {
   EXPECT_NE(html.find("batch 3 &lt;skipped&gt;"), std::string::npos);
 }
 
+// Every src= and href= of the page is a data: URI or an in-page anchor: nothing is loaded from elsewhere.
+void expect_only_inline_references(const std::string& html) {
+  std::smatch m;
+  std::string rest = html;
+  while (std::regex_search(rest, m, std::regex("(src|href)=\"([^\"]*)\""))) {
+    const std::string value = m[2];
+    EXPECT_TRUE(value.rfind("data:", 0) == 0 || value.rfind("#", 0) == 0) << value;
+    rest = m.suffix();
+  }
+}
+
 TEST(Report, IsSelfContained) {
   TempDir tmp;
   make_run(tmp.path());
@@ -210,13 +221,7 @@ TEST(Report, IsSelfContained) {
   EXPECT_EQ(html.find("<link"), std::string::npos);
   EXPECT_EQ(html.find("@import"), std::string::npos);
   EXPECT_EQ(html.find("url("), std::string::npos);
-  std::smatch m;
-  std::string rest = html;
-  while (std::regex_search(rest, m, std::regex("(src|href)=\"([^\"]*)\""))) {
-    const std::string value = m[2];
-    EXPECT_TRUE(value.rfind("data:", 0) == 0 || value.rfind("#", 0) == 0) << value;
-    rest = m.suffix();
-  }
+  expect_only_inline_references(html);
   EXPECT_NE(html.find("Content-Security-Policy"), std::string::npos);
   EXPECT_EQ(render_report(tmp.path()), html);  // deterministic
 }
@@ -463,13 +468,7 @@ TEST(ReportAudit, AuditOnlyDirectoryShowsTheLabelAudit) {
   EXPECT_NE(html.find("(0.90) &lt;b&gt;S0001&lt;/b&gt;"), std::string::npos);
   // Self-contained and deterministic, with the policy unchanged.
   EXPECT_NE(html.find("content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'\""), std::string::npos);
-  std::smatch m;
-  std::string rest = html;
-  while (std::regex_search(rest, m, std::regex("(src|href)=\"([^\"]*)\""))) {
-    const std::string value = m[2];
-    EXPECT_TRUE(value.rfind("data:", 0) == 0 || value.rfind("#", 0) == 0) << value;
-    rest = m.suffix();
-  }
+  expect_only_inline_references(html);
   EXPECT_EQ(render_report(tmp.path()), html);
 }
 

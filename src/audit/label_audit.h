@@ -8,8 +8,9 @@
 //                 score = other-class confidence x (1 - the labelled class's confidence), both at IoU >= 0.5
 //   badly_placed  a box the model sees the object of, of the same class, but elsewhere or at another size:
 //                 a confident same-class prediction overlapping it with IoU in [min_overlap, placement_iou)
-//                 that no other box explains better; score = its confidence x (1 - IoU) x (1 - the
-//                 confidence of any same-class prediction at IoU >= placement_iou)
+//                 that no other box explains better and that is more confident than any same-class
+//                 prediction fitting the box (else it is a neighbouring object); score = its confidence x
+//                 (1 - IoU) x (1 - the confidence of any same-class prediction at IoU >= placement_iou)
 //   spurious      a box where the model sees no object: score = 1 - the highest confidence of any class
 //                 within IoU >= support_iou of it (or overlapping it most, by IoU >= min_overlap); reported
 //                 only when that confidence is below spurious_support

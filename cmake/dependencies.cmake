@@ -32,3 +32,24 @@ if(DETKIT_WITH_TORCH)
 else()
   message(STATUS "detkit: LibTorch plugin disabled (DETKIT_WITH_TORCH=OFF)")
 endif()
+
+# OpenCV's DNN module runs exported ONNX files in `detkit detect/eval --model FILE.onnx` and checks every
+# export. Optional: without it (GPU hosts with only a pip LibTorch) export still writes files and says
+# they were not run.
+set(DETKIT_WITH_OPENCV OFF)
+if(DETKIT_WITH_TORCH)
+  # Debian's libopencv-dnn-dev ships headers and libraries but no CMake config (that comes with the
+  # libopencv-dev meta package and every module), so look for the two libraries directly.
+  find_path(DETKIT_OPENCV_INCLUDE_DIR opencv2/dnn.hpp PATH_SUFFIXES opencv4)
+  find_library(DETKIT_OPENCV_CORE opencv_core)
+  find_library(DETKIT_OPENCV_DNN opencv_dnn)
+  if(DETKIT_OPENCV_INCLUDE_DIR AND DETKIT_OPENCV_CORE AND DETKIT_OPENCV_DNN)
+    set(DETKIT_WITH_OPENCV ON)
+    add_library(detkit_opencv_dnn INTERFACE)
+    target_include_directories(detkit_opencv_dnn SYSTEM INTERFACE ${DETKIT_OPENCV_INCLUDE_DIR})
+    target_link_libraries(detkit_opencv_dnn INTERFACE ${DETKIT_OPENCV_DNN} ${DETKIT_OPENCV_CORE})
+    message(STATUS "detkit: OpenCV DNN from ${DETKIT_OPENCV_DNN} (runs exported ONNX files)")
+  else()
+    message(STATUS "detkit: OpenCV DNN not found: ONNX files are written but not run (install libopencv-dnn-dev)")
+  endif()
+endif()

@@ -37,6 +37,8 @@ const std::vector<CommandSpec>& commands() {
       {"audit", "find wrong labels with a trained model: missing, spurious, wrong-class and badly placed boxes",
        run_audit},
       {"detect", "run a trained detector on images: COCO JSON, YOLO txt and annotated images", run_detect},
+      {"export", "write a trained detector as ONNX or TorchScript for other runtimes, checked against LibTorch",
+       run_export},
       {"report", "write a self-contained HTML report of a training run or an evaluation (charts, tables, samples)",
        run_report},
       {"version", "print the versions of detkit, LibTorch and CUDA, and the devices LibTorch sees", run_version},

@@ -51,6 +51,7 @@ int run_detect(const std::vector<std::string>& args);
 int run_report(const std::vector<std::string>& args);
 int run_import(const std::vector<std::string>& args);
 int run_audit(const std::vector<std::string>& args);
+int run_export(const std::vector<std::string>& args);
 
 // The doctor's short report for this machine (loads the LibTorch plugin), saved into training runs.
 std::string environment_report();

@@ -280,6 +280,42 @@ struct ImportResult {
   }
 };
 
+// `detkit export` (src/export/exporter.h, docs/export.md): a trained detector written as ONNX or
+// TorchScript, then run from the written file and compared with LibTorch's own outputs.
+struct ExportRequest {
+  std::string model;                 // a checkpoint file or a run directory (its weights/best.pt)
+  std::string format = "onnx";       // onnx or torchscript
+  std::string out;                   // the file to write
+  int64_t imgsz = 0;                 // square input size (0: the size the model was trained at)
+  int64_t batch = 1;                 // fixed batch size; 0: dynamic (any batch)
+  bool half = false;                 // float16 weights, input and outputs (ONNX: for GPU runtimes)
+  bool nms = false;                  // ONNX: NonMaxSuppression in the graph, output "detections"
+  double conf = 0.25;                // --nms: score threshold baked into the graph
+  double iou = 0.7;                  // --nms: IoU threshold baked into the graph
+  int64_t max_det = 300;             // --nms: most boxes kept per image and class
+  int opset = 17;                    // ONNX opset, 13..17
+  bool raw_outputs = false;          // also output every level's raw head (box and class logits)
+  bool verify = true;                // run the written file (OpenCV DNN or TorchScript) and compare
+};
+
+struct ExportResult {
+  std::string out;
+  std::string format;
+  int64_t bytes = 0;
+  int64_t imgsz = 0;
+  int opset = 0;                                       // 0 for TorchScript
+  std::vector<std::string> class_names;
+  std::vector<std::pair<std::string, std::string>> inputs, outputs;  // name, "float32[batch,3,640,640]"
+  std::vector<std::pair<std::string, int64_t>> operators;            // op type, count
+  int64_t parameters = 0;
+  std::vector<std::pair<std::string, std::string>> metadata;
+  std::string verified_with;                           // "OpenCV 4.6.0 DNN", "torch::jit::load", "" (not run)
+  std::string not_verified_because;                    // why the file was not run, when it was not
+  double max_abs_diff = -1;                            // largest |file - LibTorch| over the compared outputs
+  double max_rel_diff = -1;                            // the same, relative to max(1, |LibTorch|)
+  double seconds = 0;
+};
+
 // The plugin's interface. Methods translate LibTorch errors into detkit::Error subclasses.
 class TorchPlugin {
  public:
@@ -313,10 +349,14 @@ class TorchPlugin {
   // Reads a weights file and writes it as a detkit checkpoint (src/models/weights_import.h). Throws
   // CheckpointError for a file that cannot be read or mapped.
   virtual ImportResult import_weights(const ImportRequest& request) = 0;
+  // Writes the model as ONNX or TorchScript (src/export/exporter.h). Throws UsageError for an unsupported
+  // combination (an opset outside 13..17, NMS in TorchScript, a size that is not a multiple of 32),
+  // CheckpointError for a model that cannot be read, RunError when the written file disagrees with LibTorch.
+  virtual ExportResult export_model(const ExportRequest& request) = 0;
 };
 
 // Bumped whenever TorchPlugin changes, so a stale plugin is refused instead of crashing.
-constexpr int kTorchPluginApiVersion = 8;
+constexpr int kTorchPluginApiVersion = 9;
 
 // Where the plugin is looked for: DETKIT_TORCH_PLUGIN when set, else ../lib/libdetkit_torch.so beside the
 // executable.

@@ -16,6 +16,7 @@
 #include "data/image_io.h"
 #include "data/image_write.h"
 #include "eval/detections_io.h"
+#include "infer/onnx_model.h"
 #include "infer/predict.h"
 #include "models/checkpoint.h"
 
@@ -51,12 +52,46 @@ void draw_detections(const std::string& source, const ImageDetections& found, co
 
 }  // namespace
 
+Backend load_backend(const std::string& model, const std::string& device_text, int64_t imgsz) {
+  Backend b;
+  if (is_onnx_path(model)) {
+    const c10::Device asked = resolve_device(device_text);
+    if (asked.is_cuda()) log_warn("ONNX files run on the CPU through OpenCV's DNN module; ignoring --device ", device_text);
+    OnnxDetector file = load_onnx_detector(model);
+    if (imgsz > 0 && imgsz != file.imgsz)
+      throw UsageError({cat("the ONNX file was exported for ", file.imgsz, "x", file.imgsz, " input; --imgsz ", imgsz, " cannot change that"),
+                        "an exported file's input size is fixed", cat("drop --imgsz, or export again with --imgsz ", imgsz), model});
+    b.device = c10::Device(c10::kCPU);
+    b.forward = file.forward;
+    b.class_names = file.class_names;
+    b.imgsz = file.imgsz;
+    b.path = file.path;
+    b.runtime = file.runtime;
+    const auto reg = file.info.metadata.find("detkit.reg_max");
+    if (reg != file.info.metadata.end()) b.reg_max = std::stoll(reg->second);
+    log_info("running ", model, " (ONNX) with ", file.runtime);
+    return b;
+  }
+  b.device = resolve_device(device_text);
+  models::LoadedModel loaded = models::load_model(model, b.device);
+  auto net = loaded.model;
+  net->eval();
+  b.reg_max = net->options().reg_max;
+  const int64_t reg_max = b.reg_max;
+  b.forward = [net, reg_max](const at::Tensor& input) mutable { return decode_predictions(net->forward(input), reg_max); };
+  b.class_names = loaded.class_names;
+  b.imgsz = loaded.imgsz;
+  b.path = loaded.path;
+  b.runtime = "LibTorch";
+  return b;
+}
+
 DetectResult detect(const DetectRequest& request) {
   if (request.sources.empty()) throw UsageError({"no images to detect on", "", "pass image files or a directory with --source"});
   if (!(request.conf >= 0 && request.conf <= 1) || !(request.iou >= 0 && request.iou <= 1))
     throw UsageError({"--conf and --iou must lie in [0, 1]", "", "use for example --conf 0.25 --iou 0.7"});
-  const c10::Device device = resolve_device(request.device);
-  models::LoadedModel loaded = models::load_model(request.model, device);
+  const Backend loaded = load_backend(request.model, request.device, request.imgsz);
+  const c10::Device device = loaded.device;
 
   // The sources as a one-split dataset: the validation loader then decodes, letterboxes and batches them
   // with its threads, and records how to map boxes back.
@@ -85,6 +120,7 @@ DetectResult detect(const DetectRequest& request) {
   po.postprocess.iou_threshold = request.iou;
   po.postprocess.max_det = request.max_det;
   po.autocast = device.is_cuda();
+  po.postprocess.reg_max = loaded.reg_max;
 
   const fs::path out = request.out_dir;
   ensure_directory(out);
@@ -93,7 +129,7 @@ DetectResult detect(const DetectRequest& request) {
   std::vector<YoloImageInfo> yolo_images;
   DetectResult result;
   Progress progress("detect", request.sources.size(), "img");
-  const PredictStats stats = predict(loaded.model, loader, device, po, [&](const augment::Batch&, std::vector<ImageDetections>& images) {
+  const PredictStats stats = predict(loaded.forward, loader, device, po, [&](const augment::Batch&, std::vector<ImageDetections>& images) {
     for (const auto& found : images) {
       const auto index = static_cast<std::size_t>(found.index);
       yolo_images.push_back({static_cast<int64_t>(index) + 1, stems[index] + ".jpg", static_cast<double>(found.width),

@@ -20,11 +20,26 @@ at::Tensor to_model_input(const at::Tensor& images, const c10::Device& device) {
 PredictStats predict(models::YoloDetector& model, augment::Loader& loader, const c10::Device& device,
                      const PredictOptions& options,
                      const std::function<void(const augment::Batch&, std::vector<ImageDetections>&)>& on_batch) {
+  const bool was_training = model->is_training();
+  model->eval();
+  const int64_t reg_max = options.postprocess.reg_max;
+  PredictStats stats;
+  try {
+    stats = predict([&](const at::Tensor& input) { return decode_predictions(model->forward(input), reg_max); }, loader, device,
+                    options, on_batch);
+  } catch (...) {
+    if (was_training) model->train();
+    throw;
+  }
+  if (was_training) model->train();
+  return stats;
+}
+
+PredictStats predict(const ForwardFn& forward, augment::Loader& loader, const c10::Device& device, const PredictOptions& options,
+                     const std::function<void(const augment::Batch&, std::vector<ImageDetections>&)>& on_batch) {
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
   PredictStats stats;
-  const bool was_training = model->is_training();
-  model->eval();
   torch::NoGradGuard no_grad;
   const bool autocast = options.autocast && device.is_cuda();
   int64_t split = 1;  // passes per batch; doubles after an out-of-memory and stays doubled
@@ -50,8 +65,8 @@ PredictStats predict(models::YoloDetector& model, augment::Loader& loader, const
           for (int64_t begin = 0; begin < n; begin += pass) {
             if (begin == 0 && options.inject_oom.erase(batch->number) > 0)
               throw OutOfMemoryError({"prediction ran out of memory", "simulated by inject_oom", ""});
-            const auto outputs = model->forward(to_model_input(input.narrow(0, begin, std::min(pass, n - begin)), device));
-            for (auto& d : postprocess(outputs, options.postprocess)) found.push_back(std::move(d));
+            const DecodedPredictions decoded = forward(to_model_input(input.narrow(0, begin, std::min(pass, n - begin)), device));
+            for (auto& d : postprocess(decoded, options.postprocess)) found.push_back(std::move(d));
           }
         });
       } catch (const OutOfMemoryError&) {
@@ -105,7 +120,6 @@ PredictStats predict(models::YoloDetector& model, augment::Loader& loader, const
     on_batch(*batch, images);
   }
   stats.seconds = std::chrono::duration<double>(clock::now() - start).count();
-  if (was_training) model->train();
   return stats;
 }
 

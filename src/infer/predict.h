@@ -50,6 +50,14 @@ PredictStats predict(models::YoloDetector& model, augment::Loader& loader, const
                      const PredictOptions& options,
                      const std::function<void(const augment::Batch&, std::vector<ImageDetections>&)>& on_batch);
 
+// One forward pass of any backend: the network input [b, 3, H, W] float in 0..1 on the device, to every
+// anchor's decoded box and class probabilities (LibTorch's model, or an exported ONNX file).
+using ForwardFn = std::function<DecodedPredictions(const at::Tensor& input)>;
+
+// The same loop over any backend's forward pass (autocast, when asked, wraps each call).
+PredictStats predict(const ForwardFn& forward, augment::Loader& loader, const c10::Device& device, const PredictOptions& options,
+                     const std::function<void(const augment::Batch&, std::vector<ImageDetections>&)>& on_batch);
+
 // Images [B, 3, H, W] uint8 -> float in 0..1 on `device` (the model's input).
 at::Tensor to_model_input(const at::Tensor& images, const c10::Device& device);
 

@@ -12,21 +12,29 @@
 
 #include "core/error.h"
 #include "core/text.h"
+#include "export/graph.h"
 
 namespace detkit::models {
 
 namespace F = torch::nn::functional;
+using exporting::Attribute;
+using exporting::GraphBuilder;
 
 namespace {
 
 // Convolutions add their cost of the current forward pass here (one counter per model).
 using FlopCounter = std::shared_ptr<double>;
 
+std::vector<float> float_values(const at::Tensor& t) {
+  const at::Tensor c = t.detach().to(at::kCPU, at::kFloat).contiguous();
+  return {c.data_ptr<float>(), c.data_ptr<float>() + c.numel()};
+}
+
 // Conv2d, then (unless `plain`) BatchNorm and SiLU.
 class ConvUnitImpl : public torch::nn::Module {
  public:
   ConvUnitImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride, FlopCounter flops, bool plain = false)
-      : in_(in), out_(out), kernel_(kernel), plain_(plain), flops_(std::move(flops)) {
+      : in_(in), out_(out), kernel_(kernel), stride_(stride), plain_(plain), flops_(std::move(flops)) {
     conv_ = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, kernel)
                                                           .stride(stride)
                                                           .padding(kernel / 2)
@@ -40,8 +48,29 @@ class ConvUnitImpl : public torch::nn::Module {
   }
   torch::nn::Conv2d& conv() { return conv_; }
 
+  // As forward() in eval mode: the BatchNorm's running statistics folded into the convolution (in double,
+  // so the folded weights round once), then SiLU as x * sigmoid(x).
+  std::string emit(GraphBuilder& g, const std::string& x, const std::string& name) const {
+    const at::Tensor w = conv_->weight.detach().to(at::kCPU, at::kDouble);
+    at::Tensor weight = w, bias = plain_ ? conv_->bias.detach().to(at::kCPU, at::kDouble) : at::zeros({out_}, w.options());
+    if (!plain_) {
+      const auto& bn = bn_->options;
+      const at::Tensor scale = bn_->weight.detach().to(at::kCPU, at::kDouble) /
+                               (bn_->running_var.detach().to(at::kCPU, at::kDouble) + bn.eps()).sqrt();
+      weight = w * scale.view({-1, 1, 1, 1});
+      bias = bn_->bias.detach().to(at::kCPU, at::kDouble) - bn_->running_mean.detach().to(at::kCPU, at::kDouble) * scale;
+    }
+    const int64_t pad = kernel_ / 2, stride = stride_;
+    const std::string y = g.op("Conv",
+                               {x, g.constant(name + ".weight", weight.sizes().vec(), float_values(weight)),
+                                g.constant(name + ".bias", {out_}, float_values(bias))},
+                               {Attribute::make_ints("kernel_shape", {kernel_, kernel_}), Attribute::make_ints("strides", {stride, stride}),
+                                Attribute::make_ints("pads", {pad, pad, pad, pad}), Attribute::make_int("group", 1)});
+    return plain_ ? y : g.op("Mul", {y, g.op("Sigmoid", {y})});
+  }
+
  private:
-  int64_t in_, out_, kernel_;
+  int64_t in_, out_, kernel_, stride_;
   bool plain_;
   FlopCounter flops_;
   torch::nn::Conv2d conv_{nullptr};
@@ -58,6 +87,10 @@ class BottleneckImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x) {
     const at::Tensor y = cv2_->forward(cv1_->forward(x));
     return shortcut_ ? x + y : y;
+  }
+  std::string emit(GraphBuilder& g, const std::string& x, const std::string& name) const {
+    const std::string y = cv2_->emit(g, cv1_->emit(g, x, name + ".cv1"), name + ".cv2");
+    return shortcut_ ? g.op("Add", {x, y}) : y;
   }
 
  private:
@@ -81,6 +114,12 @@ class C2fImpl : public torch::nn::Module {
     for (const auto& block : *blocks_) parts.push_back(block->as<BottleneckImpl>()->forward(parts.back()));
     return cv2_->forward(at::cat(parts, 1));
   }
+  std::string emit(GraphBuilder& g, const std::string& x, const std::string& name) const {
+    std::vector<std::string> parts = g.op_multi("Split", {cv1_->emit(g, x, name + ".cv1")}, 2, {Attribute::make_int("axis", 1)});
+    for (std::size_t i = 0; i < blocks_->size(); ++i)
+      parts.push_back((*blocks_)[i]->as<BottleneckImpl>()->emit(g, parts.back(), cat(name, ".m.", i)));
+    return cv2_->emit(g, g.op("Concat", parts, {Attribute::make_int("axis", 1)}), name + ".cv2");
+  }
 
  private:
   int64_t hidden_;
@@ -101,6 +140,14 @@ class SppfImpl : public torch::nn::Module {
     const at::Tensor a = cv1_->forward(x), b = pool(a), c = pool(b), d = pool(c);
     return cv2_->forward(at::cat({a, b, c, d}, 1));
   }
+  std::string emit(GraphBuilder& g, const std::string& x, const std::string& name) const {
+    const auto pool = [&](const std::string& t) {
+      return g.op("MaxPool", {t}, {Attribute::make_ints("kernel_shape", {5, 5}), Attribute::make_ints("strides", {1, 1}),
+                                   Attribute::make_ints("pads", {2, 2, 2, 2})});
+    };
+    const std::string a = cv1_->emit(g, x, name + ".cv1"), b = pool(a), c = pool(b), d = pool(c);
+    return cv2_->emit(g, g.op("Concat", {a, b, c, d}, {Attribute::make_int("axis", 1)}), name + ".cv2");
+  }
 
  private:
   ConvUnit cv1_{nullptr}, cv2_{nullptr};
@@ -111,6 +158,13 @@ int64_t make_divisible(double x, int64_t divisor) { return static_cast<int64_t>(
 
 at::Tensor upsample2(const at::Tensor& x) {
   return F::interpolate(x, F::InterpolateFuncOptions().scale_factor(std::vector<double>{2.0, 2.0}).mode(torch::kNearest));
+}
+
+// Nearest-neighbour upsampling by 2, as F::interpolate computes it (source index = floor(dst / 2)).
+std::string emit_upsample2(GraphBuilder& g, const std::string& x) {
+  return g.op("Resize", {x, "", g.constant("upsample.scales", {4}, {1.f, 1.f, 2.f, 2.f}, /*keep_float32=*/true)},
+              {Attribute::make_string("mode", "nearest"), Attribute::make_string("coordinate_transformation_mode", "asymmetric"),
+               Attribute::make_string("nearest_mode", "floor")});
 }
 
 }  // namespace
@@ -215,6 +269,46 @@ std::vector<LevelOutput> YoloDetectorImpl::forward(const at::Tensor& images) {
   for (std::size_t level = 0; level < levels.size(); ++level)
     out.push_back({(*box_heads_)[level]->as<torch::nn::SequentialImpl>()->forward(levels[level]),
                    (*cls_heads_)[level]->as<torch::nn::SequentialImpl>()->forward(levels[level]), level_strides[level]});
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> YoloDetectorImpl::export_graph(exporting::GraphBuilder& g,
+                                                                               const std::string& images) const {
+  const auto emit = [&](const torch::nn::ModuleList& list, std::size_t i, const std::string& x, const std::string& name) {
+    const auto& m = (*list)[i];
+    const std::string at_name = cat(name, ".", i);
+    if (auto conv = m->as<ConvUnitImpl>()) return conv->emit(g, x, at_name);
+    if (auto c2f = m->as<C2fImpl>()) return c2f->emit(g, x, at_name);
+    return m->as<SppfImpl>()->emit(g, x, at_name);
+  };
+  const auto concat = [&](std::vector<std::string> parts) { return g.op("Concat", std::move(parts), {Attribute::make_int("axis", 1)}); };
+  std::vector<std::string> taps;
+  std::string x = images;
+  for (std::size_t i = 0; i < backbone_->size(); ++i) {
+    x = emit(backbone_, i, x, "backbone");
+    if (i == 2 || i == 4 || i == 6 || i == 9) taps.push_back(x);
+  }
+  const std::string n4 = emit(neck_, 0, concat({emit_upsample2(g, taps[3]), taps[2]}), "neck");
+  std::string p3 = emit(neck_, 1, concat({emit_upsample2(g, n4), taps[1]}), "neck");
+  std::vector<std::string> levels;
+  if (options_.stride4) {
+    const std::string p2 = emit(neck_p2_, 0, concat({emit_upsample2(g, p3), taps[0]}), "neck_p2");
+    p3 = emit(neck_p2_, 2, concat({emit(neck_p2_, 1, p2, "neck_p2"), p3}), "neck_p2");
+    levels.push_back(p2);
+  }
+  const std::string p4 = emit(neck_, 3, concat({emit(neck_, 2, p3, "neck"), n4}), "neck");
+  const std::string p5 = emit(neck_, 5, concat({emit(neck_, 4, p4, "neck"), taps[3]}), "neck");
+  levels.insert(levels.end(), {p3, p4, p5});
+  std::vector<std::pair<std::string, std::string>> out;
+  for (std::size_t level = 0; level < levels.size(); ++level) {
+    const auto head = [&](const torch::nn::ModuleList& heads, const std::string& name) {
+      const auto& seq = *(*heads)[level]->as<torch::nn::SequentialImpl>();
+      std::string y = levels[level];
+      for (std::size_t k = 0; k < seq.size(); ++k) y = seq[k]->as<ConvUnitImpl>()->emit(g, y, cat(name, ".", level, ".", k));
+      return y;
+    };
+    out.emplace_back(head(box_heads_, "box_heads"), head(cls_heads_, "cls_heads"));
+  }
   return out;
 }
 

@@ -14,7 +14,12 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
+
+namespace detkit::exporting {
+class GraphBuilder;  // export/graph.h
+}
 
 namespace detkit::models {
 
@@ -55,6 +60,11 @@ class YoloDetectorImpl : public torch::nn::Module {
   std::vector<int64_t> strides() const {
     return options_.stride4 ? std::vector<int64_t>{4, 8, 16, 32} : std::vector<int64_t>{8, 16, 32};
   }
+  // Appends the network, as forward() computes it in eval mode, to `graph` as ONNX operators reading the
+  // value `images` (BatchNorm folded into the convolutions). Returns each level's raw (box, class) outputs,
+  // finest first, as forward() orders its LevelOutputs.
+  std::vector<std::pair<std::string, std::string>> export_graph(exporting::GraphBuilder& graph, const std::string& images) const;
+
   // Multiply-accumulate operations of the last forward's convolutions, times 2 (the GFLOPs convention).
   double last_forward_flops() const;
 

@@ -13,6 +13,7 @@
 #include "data/image_io.h"
 #include "data/image_write.h"
 #include "data/raster.h"
+#include "infer/detect.h"
 #include "models/checkpoint.h"
 
 namespace detkit::train {
@@ -46,8 +47,24 @@ CocoGroundTruth split_ground_truth(const Dataset& dataset, const Split& split) {
 
 Validation validate(models::YoloDetector& model, augment::Loader& loader, const c10::Device& device, const Dataset& dataset,
                     const Split& split, const infer::PredictOptions& options) {
+  const bool was_training = model->is_training();
+  model->eval();
+  const int64_t reg_max = options.postprocess.reg_max;
+  try {
+    Validation v = validate([&](const at::Tensor& input) { return decode_predictions(model->forward(input), reg_max); },
+                            loader, device, dataset, split, options);
+    if (was_training) model->train();
+    return v;
+  } catch (...) {
+    if (was_training) model->train();
+    throw;
+  }
+}
+
+Validation validate(const infer::ForwardFn& forward, augment::Loader& loader, const c10::Device& device, const Dataset& dataset,
+                    const Split& split, const infer::PredictOptions& options) {
   Validation v;
-  v.predict = infer::predict(model, loader, device, options, [&](const augment::Batch&, std::vector<infer::ImageDetections>& images) {
+  v.predict = infer::predict(forward, loader, device, options, [&](const augment::Batch&, std::vector<infer::ImageDetections>& images) {
     for (const auto& image : images) {
       const int64_t image_id = split.images[static_cast<std::size_t>(image.index)].id;
       for (std::size_t k = 0; k < image.boxes.size(); ++k) {
@@ -118,8 +135,8 @@ EvaluateModelResult evaluate_model(const EvaluateModelRequest& request) {
   DETKIT_ASSERT(request.dataset != nullptr, "evaluate_model needs a dataset");
   const Dataset& dataset = *request.dataset;
   const Split& split = dataset.split(request.split);
-  const c10::Device device = resolve_device(request.device);
-  models::LoadedModel loaded = models::load_model(request.model, device);
+  const infer::Backend loaded = infer::load_backend(request.model, request.device, request.imgsz);
+  const c10::Device device = loaded.device;
 
   std::vector<std::string> names;
   for (const auto& c : dataset.categories) names.push_back(c.name);
@@ -140,9 +157,10 @@ EvaluateModelResult evaluate_model(const EvaluateModelRequest& request) {
   po.postprocess.conf_threshold = request.conf;
   po.postprocess.iou_threshold = request.iou;
   po.autocast = device.is_cuda();
-  log_info("evaluating ", loaded.path, " on ", split.images.size(), " images of split '", split.name, "' at ", lo.imgsz,
+  log_info("evaluating ", loaded.path, " (", loaded.runtime, ") on ", split.images.size(), " images of split '", split.name, "' at ", lo.imgsz,
            " px on ", device.str());
-  const Validation v = validate(loaded.model, loader, device, dataset, split, po);
+  po.postprocess.reg_max = loaded.reg_max;
+  const Validation v = validate(loaded.forward, loader, device, dataset, split, po);
 
   EvaluateModelResult result;
   result.stats = v.coco.stats;

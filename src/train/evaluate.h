@@ -31,6 +31,9 @@ struct Validation {
 // predictions against the split's ground truth.
 Validation validate(models::YoloDetector& model, augment::Loader& loader, const c10::Device& device, const Dataset& dataset,
                     const Split& split, const infer::PredictOptions& options);
+// The same for any backend's forward pass (an exported ONNX file).
+Validation validate(const infer::ForwardFn& forward, augment::Loader& loader, const c10::Device& device, const Dataset& dataset,
+                    const Split& split, const infer::PredictOptions& options);
 
 // `detkit eval --model`: loads the checkpoint, validates, and writes into request.out_dir (when set)
 // metrics.json (COCO stats, per-class AP, precision/recall/F1 at the best confidence), curves.json (PR

@@ -15,6 +15,7 @@
 #include "core/torch/runtime.h"
 #include "core/torch_plugin.h"
 #include "infer/detect.h"
+#include "export/exporter.h"
 #include "models/weights_import.h"
 #include "models/yolo.h"
 #include "train/evaluate.h"
@@ -155,6 +156,10 @@ class LibTorchPlugin final : public TorchPlugin {
 
   ImportResult import_weights(const ImportRequest& request) override {
     return guard_torch("importing weights", [&] { return models::import_weights(request); });
+  }
+
+  ExportResult export_model(const ExportRequest& request) override {
+    return guard_torch("exporting the model", [&] { return exporting::export_model(request); });
   }
 
   void set_threads(int threads) override {

@@ -15,7 +15,7 @@ DETKIT = os.environ.get("DETKIT", str(Path(__file__).resolve().parents[2] / "bui
 # The fixtures and datasets carried in the tree (tests/data/README.md).
 TEST_DATA = Path(os.environ.get("DETKIT_TEST_DATA_DIR", Path(__file__).resolve().parents[1] / "data"))
 COMMANDS = ["doctor", "explain", "synth", "check", "convert", "augment", "config", "train", "eval", "detect", "version",
-            "model", "report", "advise", "plan", "lr-find", "import", "audit"]
+            "model", "report", "advise", "plan", "lr-find", "import", "audit", "export"]
 
 
 def run(*args, env=None, check=None):
@@ -815,6 +815,102 @@ class TrainEvalDetect(unittest.TestCase):
         p = run("eval", "--model", str(self.root / "nothing"))
         self.assertEqual(p.returncode, 2)
         self.assertIn("--model needs --data", p.stderr)
+
+
+class Export(unittest.TestCase):
+    """`detkit export` on a tiny trained run: the ONNX file through `detect`/`eval --model FILE.onnx` (OpenCV's
+    DNN module) gives the checkpoint's detections and metrics; TorchScript and NMS exports; refusals."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.root = Path(cls.tmp.name)
+        run("synth", "--out", str(cls.root / "ds"), "--format", "yolo", "--train", "12", "--val", "6", "--classes", "3",
+            "--sizes", "96x64,64x96,80x80", "--seed", "8", check=0)
+        cls.data = str(cls.root / "ds" / "data.yaml")
+        result = json.loads(run("train", f"data={cls.data}", f"project={cls.root / 'runs'}", "name=exp", "--json",
+                                *TrainEvalDetect.TINY, check=0).stdout)
+        cls.run_dir = Path(result["run_dir"])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def detections(self, model, out):
+        images = self.root / "ds" / "images" / "val"
+        result = json.loads(run("detect", "--model", str(model), "--source", str(images), "--out", str(self.root / out),
+                                "--conf", "0.001", "--json", check=0).stdout)
+        self.assertEqual(result["failed"], 0)
+        found = json.loads((self.root / out / "predictions.json").read_text())
+        return sorted(found, key=lambda d: (d["image_id"], d["category_id"], -d["score"], d["bbox"]))
+
+    def test_onnx_file_detects_and_evaluates_like_the_checkpoint(self):
+        p = run("export", "--model", str(self.run_dir), check=0)
+        onnx = self.run_dir / "weights" / "best.onnx"
+        self.assertTrue(onnx.is_file())
+        self.assertIn(f"wrote {onnx} (ONNX opset 17", p.stdout)
+        self.assertIn("  input   images  float32[1,3,64,64]", p.stdout)
+        self.assertRegex(p.stdout, r"output  boxes  float32\[1,\d+,4\]")
+        self.assertIn("classes circle, square, triangle", p.stdout)
+        self.assertRegex(p.stdout, r"verified with OpenCV [0-9.]+ DNN: outputs within")
+
+        want = json.loads(run("eval", "--model", str(self.run_dir), "--data", self.data, "--json", "-", check=0).stdout)
+        got = json.loads(run("eval", "--model", str(onnx), "--data", self.data, "--json", "-", check=0).stdout)
+        self.assertEqual(got["images"], want["images"])
+        for stat, value in want["stats"].items():
+            self.assertAlmostEqual(got["stats"][stat], value, delta=0.001, msg=stat)
+
+        want, got = self.detections(self.run_dir, "det-pt"), self.detections(onnx, "det-onnx")
+        self.assertGreater(len(want), 0)
+        self.assertEqual(len(got), len(want))
+        for a, b in zip(got, want):
+            self.assertEqual((a["image_id"], a["category_id"]), (b["image_id"], b["category_id"]))
+            self.assertAlmostEqual(a["score"], b["score"], delta=1e-4)
+            for x, y in zip(a["bbox"], b["bbox"]):
+                self.assertAlmostEqual(x, y, delta=0.01)
+
+    def test_torchscript_dynamic_and_nms_exports(self):
+        ts = json.loads(run("export", "--model", str(self.run_dir), "--format", "torchscript", "--json", check=0).stdout)
+        self.assertEqual(ts["out"], str(self.run_dir / "weights" / "best.torchscript"))
+        self.assertEqual(ts["verified_with"], "torch::jit::load")
+        self.assertLessEqual(ts["max_rel_diff"], 1e-4)
+        self.assertEqual(ts["inputs"]["images"], "float32[1,3,64,64]")
+
+        out = self.root / "deploy" / "model.onnx"
+        nms = json.loads(run("export", "--model", str(self.run_dir / "weights" / "last.pt"), "--batch", "dynamic", "--nms",
+                             "--imgsz", "96", "--out", str(out), "--json", check=0).stdout)
+        self.assertTrue(out.is_file())
+        self.assertEqual(nms["inputs"]["images"], "float32[batch,3,96,96]")
+        self.assertEqual(nms["outputs"]["detections"], "float32[detections,7]")
+        self.assertEqual(nms["operators"]["NonMaxSuppression"], 1)
+        self.assertIn("OpenCV", nms["not_verified_because"])
+        self.assertEqual(json.loads(nms["metadata"]["detkit.nms"]), {"conf": 0.25, "iou": 0.7, "max_det": 300})
+        p = run("detect", "--model", str(out), "--source", str(self.root / "ds" / "images" / "val"), "--out", str(self.root / "x"))
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("NonMaxSuppression", p.stderr)
+        self.assertIn("fix: export again without --nms", p.stderr)
+
+    def test_usage_errors_and_damaged_files(self):
+        model = str(self.run_dir)
+        cases = [(["--format", "onnxx"], 2, "did you mean 'onnx'"), (["--imgsz", "100"], 2, "use --imgsz 128"),
+                 (["--opset", "18"], 2, "--opset"), (["--batch", "two"], 2, "use --batch 1"),
+                 (["--format", "torchscript", "--nms"], 2, "TorchScript exports cannot hold NMS"),
+                 (["--halve"], 2, "did you mean '--half'")]
+        for extra, code, text in cases:
+            with self.subTest(args=extra):
+                p = run("export", "--model", model, "--out", str(self.root / "never.onnx"), *extra)
+                self.assertEqual(p.returncode, code, p.stderr)
+                self.assertIn(text, p.stderr)
+                self.assertFalse((self.root / "never.onnx").exists())
+        p = run("export", "--model", str(self.root / "missing"))
+        self.assertEqual(p.returncode, 6, p.stderr)
+        self.assertIn("error: model file", p.stderr)
+
+        damaged = self.root / "damaged.onnx"
+        damaged.write_bytes((self.run_dir / "weights" / "last.pt").read_bytes()[:300])
+        p = run("detect", "--model", str(damaged), "--source", str(self.root / "ds" / "images" / "val"), "--out", str(self.root / "y"))
+        self.assertEqual(p.returncode, 4, p.stderr)
+        self.assertIn(f"error: {damaged}", p.stderr)
 
 
 class Audit(unittest.TestCase):

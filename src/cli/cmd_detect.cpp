@@ -45,7 +45,7 @@ int run_detect(const std::vector<std::string>& args) {
   bool no_images = false, json = false;
   CommonOptions common;
   OptionSet set("detkit detect", "run a trained detector on images: COCO JSON, YOLO txt and annotated images");
-  set.add("--model", &request.model, "a run directory of 'detkit train' or a checkpoint (.pt)").alias("-m").required();
+  set.add("--model", &request.model, "a run directory of 'detkit train', a checkpoint (.pt) or a file from 'detkit export' (.onnx, run by OpenCV DNN on the CPU)").alias("-m").required();
   set.add("--source", &source, "an image file or a directory of images").alias("-s").value_name("PATH");
   set.positionals("PATH", "more image files or directories", &sources, 0, 1000000);
   set.add("--out", &request.out_dir, "output directory").value_name("DIR").required();

@@ -62,7 +62,7 @@ int run_eval(const std::vector<std::string>& args) {
   set.add("--detections", &detections, "COCO results JSON: [{image_id, category_id, bbox, score}, ...]")
       .alias("--dt")
       .value_name("DT.json");
-  set.add("--model", &request.model, "a run directory of 'detkit train' or a checkpoint: evaluate it on --data").alias("-m");
+  set.add("--model", &request.model, "a run directory of 'detkit train', a checkpoint or an exported .onnx file: evaluate it on --data").alias("-m");
   set.add("--data", &data_path, "dataset to evaluate --model on (COCO JSON, YOLO data.yaml or VOC directory)").value_name("PATH");
   set.add("--split", &request.split, "split of --data to evaluate on");
   set.add("--out", &request.out_dir, "with --model: write metrics.json, curves.json (PR, F1, confusion) and predictions.json here (default: MODEL_RUN/eval-SPLIT)").value_name("DIR");

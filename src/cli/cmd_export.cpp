@@ -55,7 +55,7 @@ int run_export(const std::vector<std::string>& args) {
       "letterboxed, padding 114/255), outputs 'boxes' [B, A, 4] (x1 y1 x2 y2 in input pixels) and 'scores'\n"
       "[B, A, C] (class probabilities), before NMS unless --nms. Class names, input size and strides are in the\n"
       "file's metadata. The written file is run (ONNX in OpenCV's DNN module, TorchScript with torch::jit::load)\n"
-      "on a fixed input and must agree with LibTorch within 1e-4, or it is removed.\n\n"
+      "on a fixed input and must agree with LibTorch within 1e-3, or it is removed.\n\n"
       "examples:\n"
       "  detkit export --model runs/train                            # runs/train/weights/best.onnx\n"
       "  detkit export --model runs/train --batch dynamic --nms --out deploy/model.onnx\n"

@@ -28,8 +28,11 @@ namespace detkit::exporting {
 namespace {
 
 // Agreement the written file must reach with LibTorch on float32: probabilities absolutely, boxes (in
-// pixels, up to the input size) relative to max(1, |value|).
-constexpr double kTolerance = 1e-4;
+// pixels, up to the input size) relative to max(1, |value|). Runtimes pick other convolution algorithms,
+// and a trained model's sharp bin softmax amplifies their rounding: a BCCD-trained yolo-n reached 9e-5
+// in OpenCV, so 1e-3 (0.3 px at 320) leaves room without passing a wrong graph (those are off by whole
+// pixels). The reference tests hold random-weight exports to 1e-4.
+constexpr double kTolerance = 1e-3;
 
 std::vector<float> to_floats(const at::Tensor& t) {
   const at::Tensor c = t.detach().to(at::kCPU, at::kFloat).contiguous();

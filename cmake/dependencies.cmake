@@ -53,3 +53,18 @@ if(DETKIT_WITH_TORCH)
     message(STATUS "detkit: OpenCV DNN not found: ONNX files are written but not run (install libopencv-dnn-dev)")
   endif()
 endif()
+
+# Distributed training runs on LibTorch's c10d with Gloo. Debian's LibTorch is built with it but its
+# ProcessGroupGloo header needs gloo's headers (libgloo-dev); pip LibTorch 2.x ships them. Without them,
+# distributed training is refused with an EnvironmentError that says what to install.
+set(DETKIT_WITH_GLOO OFF)
+if(DETKIT_WITH_TORCH)
+  find_path(DETKIT_GLOO_INCLUDE_DIR gloo/context.h HINTS ${TORCH_INCLUDE_DIRS})
+  find_path(DETKIT_C10D_INCLUDE_DIR torch/csrc/distributed/c10d/ProcessGroupGloo.hpp HINTS ${TORCH_INCLUDE_DIRS})
+  if(DETKIT_GLOO_INCLUDE_DIR AND DETKIT_C10D_INCLUDE_DIR)
+    set(DETKIT_WITH_GLOO ON)
+    message(STATUS "detkit: c10d with Gloo (distributed training; gloo headers in ${DETKIT_GLOO_INCLUDE_DIR})")
+  else()
+    message(STATUS "detkit: gloo headers not found: no distributed training (install libgloo-dev)")
+  endif()
+endif()

@@ -75,6 +75,8 @@ Loader::Loader(const Dataset& dataset, const Split& split, LoaderOptions options
     : options_(std::move(options)), records_(split.images), image_dir_(split.image_dir) {
   if (options_.imgsz < 8) throw UsageError({"loader image size must be at least 8 pixels"});
   if (options_.batch < 1) throw UsageError({"loader batch size must be at least 1"});
+  if (options_.world_size < 1 || options_.rank < 0 || options_.rank >= options_.world_size)
+    throw UsageError({cat("loader rank ", options_.rank, " is outside world size ", options_.world_size)});
   if (options_.workers <= 0) options_.workers = thread_count();
   if (options_.prefetch <= 0) options_.prefetch = 2 * options_.workers;
   const c10::Device device = parse_device(options_.device);
@@ -112,8 +114,8 @@ Loader::Loader(const Dataset& dataset, const Split& split, LoaderOptions options
 Loader::~Loader() { stop_workers(); }
 
 int64_t Loader::batches_per_epoch() const {
-  const int64_t n = size();
-  return options_.drop_last ? n / options_.batch : (n + options_.batch - 1) / options_.batch;
+  const int64_t n = size(), global = options_.batch * options_.world_size;
+  return options_.drop_last ? n / global : (n + global - 1) / global;
 }
 
 DecodedImage Loader::decode(int64_t index) {
@@ -266,6 +268,15 @@ void Loader::start_epoch(int64_t epoch, int64_t first_batch) {
       std::swap(order_[i - 1], order_[static_cast<std::size_t>(rng.below(static_cast<int64_t>(i)))]);
   }
   batch_count_ = batches_per_epoch();
+  if (options_.world_size > 1) {  // this rank's slice of every global batch, in order
+    std::vector<int64_t> shard;
+    const int64_t n = static_cast<int64_t>(order_.size()), b = options_.batch, global = b * options_.world_size;
+    for (int64_t k = 0; k < batch_count_; ++k) {
+      const int64_t begin = k * global + options_.rank * b;
+      for (int64_t p = begin; p < std::min(begin + b, n); ++p) shard.push_back(order_[static_cast<std::size_t>(p)]);
+    }
+    order_ = std::move(shard);
+  }
   DETKIT_ASSERT(first_batch >= 0 && first_batch <= batch_count_, "first batch past the end of the epoch");
   next_claim_ = consumed_ = first_batch;
   stop_ = false;
@@ -312,7 +323,8 @@ Loader::Built Loader::build_batch(int64_t number, bool spread) {
   Batch& batch = built.batch;
   batch.epoch = epoch_;
   batch.number = number;
-  const int64_t begin = number * options_.batch, end = std::min(begin + options_.batch, size());
+  const int64_t shard_size = static_cast<int64_t>(order_.size());
+  const int64_t begin = std::min(number * options_.batch, shard_size), end = std::min(begin + options_.batch, shard_size);
   // Each position is made into its own slot, so the batch is the same whichever thread made what.
   struct Slot {
     std::optional<Sample> sample;
@@ -415,7 +427,7 @@ std::optional<Batch> Loader::next() {
     stats_.samples += static_cast<int64_t>(batch.indices.size());
     lock.unlock();
     changed_.notify_all();
-    if (batch.indices.empty()) {  // every sample failed: logged; counted in the next batch returned
+    if (batch.indices.empty() && options_.world_size == 1) {  // every sample failed: logged; counted in the next batch returned
       carried_skips += batch.skipped;
       continue;
     }

@@ -56,7 +56,17 @@ struct LoaderOptions {
   std::string device = "cpu";    // where next() delivers batches: "cpu", "cuda", "cuda:N"
   bool on_demand = false;        // no worker threads: next() builds each batch when asked, its samples
                                  // spread over thread_count() threads (for training on the CPU, below)
+  int64_t rank = 0;              // distributed training: this process's shard of every epoch (below)
+  int64_t world_size = 1;        // processes sharing the epoch; 1: the whole epoch
 };
+
+// Distributed sharding (world_size > 1). Every rank computes the same epoch order (seeded by (seed,
+// epoch)); global batch k is that order's positions [k * W * batch, (k + 1) * W * batch), and rank r's
+// batch k is the slice [k * W * batch + r * batch, + batch). So W ranks with batch b see exactly the
+// samples one process with batch W * b would, each sample once per epoch, and augment each the same way
+// (the stream is per (seed, epoch, sample)). Every rank gets batches_per_epoch() batches (the global
+// count), so all take the same number of steps: a rank whose slice of the last global batch is empty,
+// or whose samples all failed to load, gets a batch with no images instead of none.
 
 // On-demand loading (LoaderOptions::on_demand). When the training step itself runs on the CPU, its
 // intra-op threads wait for each other at the end of every parallel operation, so a worker thread that
@@ -120,6 +130,7 @@ class Loader {
   // Changes the run length close_mosaic counts back from (a time-limited run shortened itself). Takes
   // effect from the next start_epoch().
   void set_run_epochs(int64_t epochs);
+  // Batches per epoch (with world_size > 1, global batches: the same on every rank).
   int64_t batches_per_epoch() const;
   const CachePlan& cache_plan() const { return cache_plan_; }
 

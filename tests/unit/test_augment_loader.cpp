@@ -347,3 +347,52 @@ TEST(Loader, ValidationGeometryMapsBatchBoxesBackToTheAnnotations) {
   }
   EXPECT_GT(checked, 10);
 }
+
+// Distributed sharding: W ranks with batch b see exactly the batches one process with batch W * b sees,
+// split in rank order, every sample once per epoch, the same number of batches on every rank.
+TEST(Loader, ShardsEachGlobalBatchAcrossRanksWithoutOverlap) {
+  TempDir dir;
+  const DatasetSource source = synth_dataset(dir, 11);  // 11 samples: the last global batch of 8 is partial
+  LoaderOptions whole = small_options(1);
+  whole.batch = 8;
+  Loader single(source.dataset, train(source), whole);
+  for (int64_t e = 0; e < 2; ++e) {
+    const auto reference = epoch(single, e);
+    ASSERT_EQ(reference.size(), 2u);
+    std::vector<std::vector<Batch>> ranks;
+    for (int64_t r = 0; r < 2; ++r) {
+      LoaderOptions o = small_options(r == 0 ? 2 : 1);  // worker count must not matter
+      o.rank = r;
+      o.world_size = 2;
+      Loader loader(source.dataset, train(source), o);
+      EXPECT_EQ(loader.batches_per_epoch(), 2);
+      ranks.push_back(epoch(loader, e));
+      ASSERT_EQ(ranks.back().size(), 2u) << "rank " << r;
+    }
+    std::multiset<int64_t> seen;
+    for (std::size_t k = 0; k < reference.size(); ++k) {
+      std::vector<int64_t> joined = ranks[0][k].indices;
+      joined.insert(joined.end(), ranks[1][k].indices.begin(), ranks[1][k].indices.end());
+      EXPECT_EQ(joined, reference[k].indices) << "epoch " << e << " batch " << k;
+      seen.insert(joined.begin(), joined.end());
+      // The same augmentation as the single process: rank 0's images are the first rows of the global batch.
+      const int64_t n0 = static_cast<int64_t>(ranks[0][k].indices.size());
+      if (n0 > 0) EXPECT_TRUE(at::equal(ranks[0][k].images, reference[k].images.narrow(0, 0, n0)));
+    }
+    EXPECT_EQ(seen.size(), 11u);
+    EXPECT_EQ(std::set<int64_t>(seen.begin(), seen.end()).size(), 11u);  // none twice
+    // 11 = 8 + 3: in the last global batch rank 0 has 3 samples and rank 1 an empty batch, still delivered.
+    EXPECT_EQ(ranks[0][1].indices.size(), 3u);
+    EXPECT_EQ(ranks[1][1].indices.size(), 0u);
+    EXPECT_EQ(ranks[1][1].images.size(0), 0);
+  }
+}
+
+TEST(Loader, RankOutsideTheWorldIsRefused) {
+  TempDir dir;
+  const DatasetSource source = synth_dataset(dir);
+  LoaderOptions o = small_options(1);
+  o.rank = 2;
+  o.world_size = 2;
+  EXPECT_THROW(Loader(source.dataset, train(source), o), UsageError);
+}

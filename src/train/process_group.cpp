@@ -1,0 +1,183 @@
+#include "train/process_group.h"
+
+#include <ATen/ATen.h>
+
+#include <map>
+
+#include "core/error.h"
+#include "core/text.h"
+#include "core/torch/runtime.h"
+
+#if defined(DETKIT_WITH_GLOO)
+#include <torch/csrc/distributed/c10d/FileStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#endif
+
+namespace detkit::train {
+
+bool distributed_available() {
+#if defined(DETKIT_WITH_GLOO)
+  return true;
+#else
+  return false;
+#endif
+}
+
+#if defined(DETKIT_WITH_GLOO)
+
+struct ProcessGroup::Impl {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
+};
+
+namespace {
+
+// Runs one collective, turning a peer's death or a timeout into a RunError.
+template <typename Fn>
+void collective(const char* what, int64_t rank, Fn&& fn) {
+  try {
+    fn();
+  } catch (const detkit::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw RunError({cat("distributed training: ", what, " failed on rank ", rank), strip_torch_backtrace(e.what()),
+                    "another rank stopped or stopped answering: its log says why (a crash, out of memory, a kill); "
+                    "fix that and resume the run with detkit train --resume"});
+  }
+}
+
+c10::intrusive_ptr<c10d::ProcessGroupGloo> make_group(const c10::intrusive_ptr<c10d::Store>& store, int64_t rank,
+                                                      int64_t world_size, std::chrono::milliseconds timeout) {
+  auto options = c10d::ProcessGroupGloo::Options::create(timeout);
+  // Loopback when the job lives on one machine; the host's name otherwise (gloo resolves it).
+  options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+  return c10::make_intrusive<c10d::ProcessGroupGloo>(store, static_cast<int>(rank), static_cast<int>(world_size), options);
+}
+
+}  // namespace
+
+ProcessGroup::ProcessGroup(std::unique_ptr<Impl> impl, int64_t rank, int64_t world_size)
+    : impl_(std::move(impl)), rank_(rank), world_size_(world_size) {}
+ProcessGroup::~ProcessGroup() = default;
+
+std::unique_ptr<ProcessGroup> ProcessGroup::connect(const DistributedEnv& env, std::chrono::milliseconds timeout) {
+  auto impl = std::make_unique<Impl>();
+  try {
+    c10d::TCPStoreOptions o;
+    o.port = static_cast<std::uint16_t>(env.master_port);
+    o.isServer = env.rank == 0;
+    o.numWorkers = static_cast<std::size_t>(env.world_size);
+    o.waitWorkers = true;
+    o.timeout = timeout;
+    impl->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, o);
+    impl->group = make_group(impl->store, env.rank, env.world_size, timeout);
+  } catch (const std::exception& e) {
+    throw RunError({cat("rank ", env.rank, " of ", env.world_size, " could not join the job at ", env.master_addr, ":", env.master_port),
+                    strip_torch_backtrace(e.what()),
+                    cat("start all ", env.world_size, " ranks within ", timeout.count() / 1000,
+                        " s with the same MASTER_ADDR and MASTER_PORT; if the port is taken, choose another (MASTER_PORT)")});
+  }
+  return std::unique_ptr<ProcessGroup>(new ProcessGroup(std::move(impl), env.rank, env.world_size));
+}
+
+std::unique_ptr<ProcessGroup> ProcessGroup::connect_file(const std::string& path, int64_t rank, int64_t world_size,
+                                                         std::chrono::milliseconds timeout) {
+  auto impl = std::make_unique<Impl>();
+  try {
+    impl->store = c10::make_intrusive<c10d::FileStore>(path, static_cast<int>(world_size));
+    impl->store->setTimeout(timeout);
+    impl->group = make_group(impl->store, rank, world_size, timeout);
+  } catch (const std::exception& e) {
+    throw RunError({cat("rank ", rank, " of ", world_size, " could not join the job through ", path), strip_torch_backtrace(e.what()),
+                    "start every rank with the same store file, which none may have used before"});
+  }
+  return std::unique_ptr<ProcessGroup>(new ProcessGroup(std::move(impl), rank, world_size));
+}
+
+void ProcessGroup::average(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes) {
+  // Buckets per dtype, in order, each at most bucket_bytes (a tensor larger than that is a bucket alone).
+  std::map<at::ScalarType, std::vector<std::vector<at::Tensor>>> buckets;
+  std::map<at::ScalarType, int64_t> filled;
+  for (const at::Tensor& t : tensors) {
+    if (!t.defined() || t.numel() == 0) continue;
+    auto& list = buckets[t.scalar_type()];
+    const int64_t bytes = t.numel() * static_cast<int64_t>(t.element_size());
+    if (list.empty() || filled[t.scalar_type()] + bytes > bucket_bytes) {
+      list.emplace_back();
+      filled[t.scalar_type()] = 0;
+    }
+    list.back().push_back(t);
+    filled[t.scalar_type()] += bytes;
+  }
+  const double scale = 1.0 / static_cast<double>(world_size_);
+  for (auto& [dtype, list] : buckets)
+    for (auto& bucket : list) {
+      std::vector<at::Tensor> flat_parts;
+      for (const at::Tensor& t : bucket) flat_parts.push_back(t.reshape({-1}));
+      std::vector<at::Tensor> flat{at::cat(flat_parts)};
+      collective("averaging gradients", rank_, [&] { impl_->group->allreduce(flat)->wait(); });
+      flat[0].mul_(scale);
+      int64_t offset = 0;
+      for (const at::Tensor& t : bucket) {
+        t.copy_(flat[0].narrow(0, offset, t.numel()).view(t.sizes()));
+        offset += t.numel();
+      }
+    }
+}
+
+void ProcessGroup::broadcast(const std::vector<at::Tensor>& tensors, int64_t root) {
+  for (const at::Tensor& t : tensors) {
+    if (!t.defined() || t.numel() == 0) continue;
+    std::vector<at::Tensor> one{t.is_contiguous() ? t : t.contiguous()};
+    c10d::BroadcastOptions o;
+    o.rootRank = root;
+    collective("broadcasting the weights", rank_, [&] { impl_->group->broadcast(one, o)->wait(); });
+    if (!one[0].is_same(t)) t.copy_(one[0]);
+  }
+}
+
+int64_t ProcessGroup::max(int64_t value) {
+  std::vector<at::Tensor> one{at::full({1}, value, at::kLong)};
+  c10d::AllreduceOptions o;
+  o.reduceOp = c10d::ReduceOp::MAX;
+  collective("agreeing on a step's outcome", rank_, [&] { impl_->group->allreduce(one, o)->wait(); });
+  return one[0].item<int64_t>();
+}
+
+double ProcessGroup::sum(double value) {
+  std::vector<at::Tensor> one{at::full({1}, value, at::kDouble)};
+  collective("summing metrics", rank_, [&] { impl_->group->allreduce(one)->wait(); });
+  return one[0].item<double>();
+}
+
+void ProcessGroup::barrier() {
+  collective("waiting for the other ranks", rank_, [&] { impl_->group->barrier()->wait(); });
+}
+
+#else  // no Gloo in this build
+
+struct ProcessGroup::Impl {};
+
+namespace {
+[[noreturn]] void unavailable() {
+  throw EnvironmentError({"this build of detkit has no distributed training",
+                          "LibTorch's c10d with Gloo was not found when detkit was built",
+                          "install libgloo-dev (Debian) and rebuild (make build), or build against a LibTorch 2.x"});
+}
+}  // namespace
+
+ProcessGroup::ProcessGroup(std::unique_ptr<Impl> impl, int64_t rank, int64_t world_size)
+    : impl_(std::move(impl)), rank_(rank), world_size_(world_size) {}
+ProcessGroup::~ProcessGroup() = default;
+std::unique_ptr<ProcessGroup> ProcessGroup::connect(const DistributedEnv&, std::chrono::milliseconds) { unavailable(); }
+std::unique_ptr<ProcessGroup> ProcessGroup::connect_file(const std::string&, int64_t, int64_t, std::chrono::milliseconds) { unavailable(); }
+void ProcessGroup::average(const std::vector<at::Tensor>&, int64_t) { unavailable(); }
+void ProcessGroup::broadcast(const std::vector<at::Tensor>&, int64_t) { unavailable(); }
+int64_t ProcessGroup::max(int64_t) { unavailable(); }
+double ProcessGroup::sum(double) { unavailable(); }
+void ProcessGroup::barrier() { unavailable(); }
+
+#endif
+
+}  // namespace detkit::train

@@ -1,0 +1,58 @@
+// The collective operations distributed training needs, on PyTorch's own engine: a c10d process group
+// over Gloo (CPU tensors), with rank 0 serving the rendezvous store (c10d::TCPStore) at MASTER_ADDR:PORT
+// exactly as torch.distributed does, so detkit ranks can be launched by torchrun.
+//
+// Every collective must be called by every rank in the same order (the process-group contract). A rank
+// that dies or stops answering makes the others' next collective fail within `timeout` instead of hanging:
+// that failure is a RunError naming the operation and this rank, with the fix.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/distributed.h"
+
+namespace detkit::train {
+
+// Whether this build has c10d with Gloo (Debian's LibTorch with libgloo-dev headers; pip LibTorch 2.x).
+bool distributed_available();
+
+class ProcessGroup {
+ public:
+  // Joins the job described by `env` (rank 0 starts the store, the others connect to it), waiting up to
+  // `timeout` for all ranks. Throws EnvironmentError when this build has no Gloo, RunError when the
+  // ranks do not all arrive in time or the store cannot be reached (the address, port and fix named).
+  static std::unique_ptr<ProcessGroup> connect(const DistributedEnv& env, std::chrono::milliseconds timeout);
+  // A group over a file store shared by the ranks (a path all of them can write; tests and one machine).
+  static std::unique_ptr<ProcessGroup> connect_file(const std::string& path, int64_t rank, int64_t world_size,
+                                                    std::chrono::milliseconds timeout);
+  ~ProcessGroup();
+
+  int64_t rank() const { return rank_; }
+  int64_t world_size() const { return world_size_; }
+
+  // Replaces each tensor by its mean over the ranks (gradients). Tensors are packed into flat buckets of
+  // at most `bucket_bytes` per dtype, so a model's hundreds of small gradients take a few collectives.
+  void average(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes = int64_t{25} << 20);
+  // Overwrites each tensor with rank `root`'s (parameters and buffers at the start, so all ranks agree).
+  void broadcast(const std::vector<at::Tensor>& tensors, int64_t root = 0);
+  // The largest of every rank's `value`: a flag any rank raises (a NaN, Ctrl-C, an out-of-memory split) is
+  // seen by all at the same step.
+  int64_t max(int64_t value);
+  // The sum over the ranks (loss totals, sample counts for metrics).
+  double sum(double value);
+  void barrier();
+
+ private:
+  struct Impl;
+  ProcessGroup(std::unique_ptr<Impl> impl, int64_t rank, int64_t world_size);
+  std::unique_ptr<Impl> impl_;
+  int64_t rank_ = 0, world_size_ = 1;
+};
+
+}  // namespace detkit::train

@@ -1,0 +1,133 @@
+// The c10d/Gloo collectives of distributed training (train/process_group.h), with two ranks as two threads
+// of this process: averaging in buckets, broadcast, agreement, the TCP rendezvous as torchrun uses it, and
+// a rank that stops answering turning into a RunError within the timeout instead of a hang.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <functional>
+#include <future>
+#include <thread>
+
+#include "core/error.h"
+#include "test_util.h"
+#include "train/process_group.h"
+
+using namespace detkit;
+using namespace detkit::train;
+using detkit::testing::TempDir;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Runs `body(group)` on ranks 0 and 1 concurrently over a fresh file store; rethrows a rank's failure.
+void two_ranks(const TempDir& dir, const std::function<void(ProcessGroup&)>& body) {
+  const std::string store = (dir / "store").string();
+  auto rank = [&](int64_t r) {
+    auto group = ProcessGroup::connect_file(store, r, 2, 20s);
+    body(*group);
+  };
+  auto other = std::async(std::launch::async, rank, 1);
+  rank(0);
+  other.get();
+}
+
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+}  // namespace
+
+TEST(ProcessGroup, AveragesTensorsOfEveryShapeAndDtypeAcrossBuckets) {
+  if (!distributed_available()) GTEST_SKIP() << "built without Gloo";
+  TempDir dir;
+  two_ranks(dir, [](ProcessGroup& g) {
+    const double r = static_cast<double>(g.rank());
+    // Many small tensors and one larger than the bucket, float and double, as gradients come.
+    std::vector<at::Tensor> grads;
+    for (int k = 0; k < 20; ++k) grads.push_back(at::full({3, k + 1}, r * 10 + k, at::kFloat));
+    grads.push_back(at::full({300}, r, at::kFloat));
+    grads.push_back(at::full({2, 2}, 4 * r, at::kDouble));
+    g.average(grads, /*bucket_bytes=*/256);
+    for (int k = 0; k < 20; ++k) EXPECT_TRUE(at::allclose(grads[k], at::full({3, k + 1}, 5.0 + k, at::kFloat))) << k;
+    EXPECT_TRUE(at::allclose(grads[20], at::full({300}, 0.5, at::kFloat)));
+    EXPECT_TRUE(at::allclose(grads[21], at::full({2, 2}, 2.0, at::kDouble)));
+  });
+}
+
+TEST(ProcessGroup, BroadcastMaxAndSumAgreeOnEveryRank) {
+  if (!distributed_available()) GTEST_SKIP() << "built without Gloo";
+  TempDir dir;
+  two_ranks(dir, [](ProcessGroup& g) {
+    at::Tensor weights = at::full({4, 4}, static_cast<double>(g.rank() + 1), at::kFloat);
+    at::Tensor strided = at::zeros({4, 4}).t();  // not contiguous: still written in place
+    if (g.rank() == 0) strided.fill_(7);
+    g.broadcast({weights, strided});
+    EXPECT_TRUE(at::equal(weights, at::full({4, 4}, 1.0, at::kFloat)));
+    EXPECT_TRUE(at::equal(strided, at::full({4, 4}, 7.0, at::kFloat)));
+    EXPECT_EQ(g.max(g.rank() == 1 ? 1 : 0), 1);  // a flag raised on one rank is seen by both
+    EXPECT_EQ(g.max(0), 0);
+    EXPECT_DOUBLE_EQ(g.sum(g.rank() + 0.5), 2.0);
+    g.barrier();
+  });
+}
+
+TEST(ProcessGroup, TcpRendezvousAsTorchrunSetsItUp) {
+  if (!distributed_available()) GTEST_SKIP() << "built without Gloo";
+  const int port = free_port();
+  auto rank = [port](int64_t r) {
+    DistributedEnv env;
+    env.rank = r;
+    env.world_size = 2;
+    env.master_port = port;
+    auto group = ProcessGroup::connect(env, 20s);
+    return group->sum(static_cast<double>(r + 1));
+  };
+  auto other = std::async(std::launch::async, rank, 1);
+  EXPECT_DOUBLE_EQ(rank(0), 3.0);
+  EXPECT_DOUBLE_EQ(other.get(), 3.0);
+}
+
+TEST(ProcessGroup, MissingRankIsAnErrorWithinTheTimeoutNotAHang) {
+  if (!distributed_available()) GTEST_SKIP() << "built without Gloo";
+  DistributedEnv env;
+  env.rank = 0;
+  env.world_size = 2;
+  env.master_port = free_port();
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_THROW_WITH(ProcessGroup::connect(env, 2s), RunError, "rank 0 of 2 could not join the job at 127.0.0.1:",
+                    "start all 2 ranks within 2 s");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 30s);
+}
+
+TEST(ProcessGroup, RankThatStopsAnsweringFailsTheOthersCollective) {
+  if (!distributed_available()) GTEST_SKIP() << "built without Gloo";
+  TempDir dir;
+  const std::string store = (dir / "store").string();
+  std::promise<void> joined;
+  auto quiet = std::async(std::launch::async, [&] {
+    auto group = ProcessGroup::connect_file(store, 1, 2, 3s);
+    group->barrier();
+    joined.set_value();
+    std::this_thread::sleep_for(6s);  // alive but never joins the next collective
+  });
+  auto group = ProcessGroup::connect_file(store, 0, 2, 3s);
+  group->barrier();
+  joined.get_future().wait();
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<at::Tensor> grads{at::ones({8})};
+  EXPECT_THROW_WITH(group->average(grads), RunError, "averaging gradients failed on rank 0", "another rank stopped");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 20s);
+  quiet.get();
+}

@@ -4,8 +4,9 @@
 //       runs INPUT.bin (float32 [BATCH, 3, SIZE, SIZE], or float16 when the file's input is float16) once;
 //       OUTPUT.bin holds every output as float32, in the session's output order. Prints JSON
 //       {"outputs": [{"name", "dims"}]} so the reader can split the file.
-//   node run_onnx.js --bench FILE.onnx INPUT.bin BATCH SIZE THREADS REPEATS
-//       runs it REPEATS times after one warm-up and prints {"seconds": [...], "images_per_second": median}.
+//   node run_onnx.js --bench FILE.onnx INPUT.bin COUNT SIZE THREADS PASSES
+//       runs the COUNT images of INPUT.bin one at a time (batch 1, a float32 file), PASSES times after one
+//       warm-up run, and prints {"images", "seconds", "images_per_second", "onnxruntime"}.
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -96,19 +97,22 @@ async function runOnce(args) {
 }
 
 async function bench(args) {
-  const [file, inputFile, batch, size, threads, repeats] = args;
+  const [file, inputFile, count, size, threads, passes] = args;
+  const n = Number(count), s = Number(size);
   const sess = await session(file, Number(threads));
-  const feeds = await feedsFor(sess, inputFile, Number(batch), Number(size));  // also the warm-up
-  const seconds = [];
-  for (let i = 0; i < Number(repeats); ++i) {
-    const t0 = process.hrtime.bigint();
-    await sess.run(feeds);
-    seconds.push(Number(process.hrtime.bigint() - t0) / 1e9);
-  }
-  const sorted = [...seconds].sort((a, b) => a - b);
-  const median = sorted[Math.floor(sorted.length / 2)];
-  console.log(JSON.stringify({seconds, images_per_second: Number(batch) / median, onnxruntime: require(
-      path.join(__dirname, 'node_modules', 'onnxruntime-node', 'package.json')).version}));
+  const raw = fs.readFileSync(inputFile);
+  const all = new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
+  const per = 3 * s * s;
+  if (all.length !== n * per) throw new Error(`input has ${all.length} values, expected ${n * per}`);
+  const images = [];
+  for (let i = 0; i < n; ++i) images.push({[sess.inputNames[0]]: new ort.Tensor('float32', all.slice(i * per, (i + 1) * per), [1, 3, s, s])});
+  await sess.run(images[0]);  // warm-up
+  const t0 = process.hrtime.bigint();
+  for (let p = 0; p < Number(passes); ++p)
+    for (const feeds of images) await sess.run(feeds);
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const version = require(path.join(__dirname, 'node_modules', 'onnxruntime-node', 'package.json')).version;
+  console.log(JSON.stringify({images: n * Number(passes), seconds, images_per_second: n * Number(passes) / seconds, onnxruntime: version}));
 }
 
 const argv = process.argv.slice(2);

@@ -12,14 +12,6 @@ namespace detkit::cli {
 
 namespace {
 
-// The checkpoint `detkit export` reads for a run directory (the one load_model picks), or the file itself.
-fs::path checkpoint_of(const std::string& model) {
-  const fs::path path = model;
-  if (!fs::is_directory(path)) return path;
-  const fs::path best = path / "weights" / "best.pt";
-  return fs::exists(best) ? best : path / "weights" / "last.pt";
-}
-
 std::string megabytes(int64_t bytes) {
   char text[32];
   std::snprintf(text, sizeof text, "%.1f MB", static_cast<double>(bytes) / 1e6);
@@ -80,8 +72,6 @@ int run_export(const std::vector<std::string>& args) {
   if (format.empty())
     format = ends_with(request.out, ".torchscript") || ends_with(request.out, ".ts") ? "torchscript" : "onnx";
   request.format = format;
-  if (request.out.empty())
-    request.out = checkpoint_of(request.model).replace_extension(request.format == "onnx" ? ".onnx" : ".torchscript").string();
   request.verify = !no_verify;
 
   const ExportResult r = torch_plugin().export_model(request);

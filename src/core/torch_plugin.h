@@ -285,7 +285,7 @@ struct ImportResult {
 struct ExportRequest {
   std::string model;                 // a checkpoint file or a run directory (its weights/best.pt)
   std::string format = "onnx";       // onnx or torchscript
-  std::string out;                   // the file to write
+  std::string out;                   // the file to write ("": the checkpoint read, with .onnx or .torchscript)
   int64_t imgsz = 0;                 // square input size (0: the size the model was trained at)
   int64_t batch = 1;                 // fixed batch size; 0: dynamic (any batch)
   bool half = false;                 // float16 weights, input and outputs (ONNX: for GPU runtimes)

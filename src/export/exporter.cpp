@@ -236,7 +236,6 @@ ExportResult export_model(const ExportRequest& request) {
   if (request.format == "onnx" && (request.opset < kMinOpset || request.opset > kMaxOpset))
     throw UsageError({cat("ONNX opset ", request.opset, " is not supported"),
                       cat("detkit writes opsets ", kMinOpset, " to ", kMaxOpset), cat("use --opset ", kMaxOpset)});
-  if (request.out.empty()) throw UsageError({"no output file", "", "pass --out FILE"});
 
   models::LoadedModel loaded = models::load_model(request.model, c10::Device(c10::kCPU));
   loaded.model->eval();
@@ -252,7 +251,8 @@ ExportResult export_model(const ExportRequest& request) {
   go.half = request.half;
   const Graph graph = detector_graph(loaded.model, go);
   const auto meta = metadata(loaded, request, go.imgsz);
-  const fs::path out = request.out;
+  const fs::path out = !request.out.empty() ? fs::path(request.out)
+                                            : fs::path(loaded.path).replace_extension(request.format == "onnx" ? ".onnx" : ".torchscript");
   if (out.has_parent_path()) ensure_directory(out.parent_path());
 
   ExportResult result;

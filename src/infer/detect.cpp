@@ -74,11 +74,9 @@ Backend load_backend(const std::string& model, const std::string& device_text, i
   }
   b.device = resolve_device(device_text);
   models::LoadedModel loaded = models::load_model(model, b.device);
-  auto net = loaded.model;
-  net->eval();
-  b.reg_max = net->options().reg_max;
-  const int64_t reg_max = b.reg_max;
-  b.forward = [net, reg_max](const at::Tensor& input) mutable { return decode_predictions(net->forward(input), reg_max); };
+  loaded.model->eval();
+  b.reg_max = loaded.model->options().reg_max;
+  b.forward = model_forward(loaded.model, b.reg_max);
   b.class_names = loaded.class_names;
   b.imgsz = loaded.imgsz;
   b.path = loaded.path;

@@ -20,19 +20,11 @@ at::Tensor to_model_input(const at::Tensor& images, const c10::Device& device) {
 PredictStats predict(models::YoloDetector& model, augment::Loader& loader, const c10::Device& device,
                      const PredictOptions& options,
                      const std::function<void(const augment::Batch&, std::vector<ImageDetections>&)>& on_batch) {
-  const bool was_training = model->is_training();
-  model->eval();
-  const int64_t reg_max = options.postprocess.reg_max;
-  PredictStats stats;
-  try {
-    stats = predict([&](const at::Tensor& input) { return decode_predictions(model->forward(input), reg_max); }, loader, device,
-                    options, on_batch);
-  } catch (...) {
-    if (was_training) model->train();
-    throw;
-  }
-  if (was_training) model->train();
-  return stats;
+  return in_eval_mode(model, [&] { return predict(model_forward(model, options.postprocess.reg_max), loader, device, options, on_batch); });
+}
+
+ForwardFn model_forward(models::YoloDetector model, int64_t reg_max) {
+  return [model, reg_max](const at::Tensor& input) mutable { return decode_predictions(model->forward(input), reg_max); };
 }
 
 PredictStats predict(const ForwardFn& forward, augment::Loader& loader, const c10::Device& device, const PredictOptions& options,

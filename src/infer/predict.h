@@ -58,6 +58,23 @@ using ForwardFn = std::function<DecodedPredictions(const at::Tensor& input)>;
 PredictStats predict(const ForwardFn& forward, augment::Loader& loader, const c10::Device& device, const PredictOptions& options,
                      const std::function<void(const augment::Batch&, std::vector<ImageDetections>&)>& on_batch);
 
+// `model`'s forward pass decoded, as a ForwardFn (it holds the module; the caller sets eval mode).
+ForwardFn model_forward(models::YoloDetector model, int64_t reg_max);
+
+// Runs `fn` with `model` in eval mode and restores training mode afterwards, also when `fn` throws.
+template <typename Fn>
+auto in_eval_mode(models::YoloDetector& model, Fn&& fn) -> decltype(fn()) {
+  struct Restore {
+    models::YoloDetector& model;
+    bool was_training;
+    ~Restore() {
+      if (was_training) model->train();
+    }
+  } restore{model, model->is_training()};
+  model->eval();
+  return fn();
+}
+
 // Images [B, 3, H, W] uint8 -> float in 0..1 on `device` (the model's input).
 at::Tensor to_model_input(const at::Tensor& images, const c10::Device& device);
 

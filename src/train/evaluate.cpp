@@ -47,18 +47,8 @@ CocoGroundTruth split_ground_truth(const Dataset& dataset, const Split& split) {
 
 Validation validate(models::YoloDetector& model, augment::Loader& loader, const c10::Device& device, const Dataset& dataset,
                     const Split& split, const infer::PredictOptions& options) {
-  const bool was_training = model->is_training();
-  model->eval();
-  const int64_t reg_max = options.postprocess.reg_max;
-  try {
-    Validation v = validate([&](const at::Tensor& input) { return decode_predictions(model->forward(input), reg_max); },
-                            loader, device, dataset, split, options);
-    if (was_training) model->train();
-    return v;
-  } catch (...) {
-    if (was_training) model->train();
-    throw;
-  }
+  return infer::in_eval_mode(
+      model, [&] { return validate(infer::model_forward(model, options.postprocess.reg_max), loader, device, dataset, split, options); });
 }
 
 Validation validate(const infer::ForwardFn& forward, augment::Loader& loader, const c10::Device& device, const Dataset& dataset,

@@ -116,9 +116,10 @@ LossTerms DetectionLoss::operator()(const std::vector<LevelOutput>& outputs, con
       assign_task_aligned(head.logits.detach().sigmoid(), pred_boxes.detach() * head.strides,
                           head.anchors * head.strides, gt.labels, gt.boxes, gt.mask, options_.assigner);
 
-  const at::Tensor score_sum = assigned.scores.sum().clamp_min(1);
-  const at::Tensor cls = at::binary_cross_entropy_with_logits(head.logits, assigned.scores, {}, {}, at::Reduction::Sum) /
-                         score_sum;
+  const at::Tensor raw_score_sum = assigned.scores.sum();
+  const at::Tensor score_sum = raw_score_sum.clamp_min(1);
+  const at::Tensor cls_sum = at::binary_cross_entropy_with_logits(head.logits, assigned.scores, {}, {}, at::Reduction::Sum);
+  const at::Tensor cls = cls_sum / score_sum;
 
   const at::Tensor fg = assigned.foreground;
   const at::Tensor fg4 = fg.unsqueeze(-1);
@@ -126,15 +127,19 @@ LossTerms DetectionLoss::operator()(const std::vector<LevelOutput>& outputs, con
   const at::Tensor target_boxes = assigned.boxes / head.strides;        // grid units, like the predictions
   const at::Tensor pred_fg = pred_boxes.masked_select(fg4).view({-1, 4});
   const at::Tensor target_fg = target_boxes.masked_select(fg4).view({-1, 4});
-  const at::Tensor box = ((1 - complete_iou(pred_fg, target_fg)) * weight).sum() / score_sum;
+  const at::Tensor box_sum = ((1 - complete_iou(pred_fg, target_fg)) * weight).sum();
+  const at::Tensor box = box_sum / score_sum;
 
   const at::Tensor anchors_fg = head.anchors.expand({batch, -1, -1}).masked_select(fg4).view({-1, 2});
   const at::Tensor target_distances = bbox_to_distance(anchors_fg, target_fg, static_cast<double>(bins) - 1.01);
   const at::Tensor logits_fg = head.distribution.masked_select(fg4).view({-1, 4, bins});
-  const at::Tensor dfl = (distribution_focal_loss(logits_fg, target_distances) * weight).sum() / score_sum;
+  const at::Tensor dfl_sum = (distribution_focal_loss(logits_fg, target_distances) * weight).sum();
+  const at::Tensor dfl = dfl_sum / score_sum;
 
   LossTerms terms;
   terms.total = (options_.box_gain * box + options_.cls_gain * cls + options_.dfl_gain * dfl) * static_cast<double>(batch);
+  terms.unnormalized = options_.box_gain * box_sum + options_.cls_gain * cls_sum + options_.dfl_gain * dfl_sum;
+  terms.score_sum = raw_score_sum.detach();
   terms.box = box.detach();
   terms.cls = cls.detach();
   terms.dfl = dfl.detach();

@@ -60,6 +60,11 @@ struct LossTerms {
   at::Tensor box;    // detached scalars, before their gains, for logging
   at::Tensor cls;
   at::Tensor dfl;
+  // The same loss before normalisation: gains . (box, cls, dfl sums over the assigned targets), so that
+  // total == unnormalized / max(score_sum, 1) * images. Distributed training backpropagates this and
+  // divides by the score sum of the global batch (a constant: the assignment does not take gradients).
+  at::Tensor unnormalized;
+  at::Tensor score_sum;  // detached sum of the assigned target scores (the normaliser, before clamping)
 };
 
 class DetectionLoss {

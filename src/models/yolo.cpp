@@ -13,17 +13,25 @@
 #include "core/error.h"
 #include "core/text.h"
 #include "export/graph.h"
+#include "models/sync_batch_norm.h"
 
 namespace detkit::models {
 
 namespace F = torch::nn::functional;
+
+// What every layer of one model shares: the convolutions add their cost of the current forward pass to
+// `flops`; `sync_bn`, when set, makes BatchNorm in training use the statistics of all ranks' batches.
+struct LayerShared {
+  double flops = 0;
+  std::shared_ptr<RankSum> sync_bn;
+};
+
 using exporting::Attribute;
 using exporting::GraphBuilder;
 
 namespace {
 
-// Convolutions add their cost of the current forward pass here (one counter per model).
-using FlopCounter = std::shared_ptr<double>;
+using FlopCounter = std::shared_ptr<LayerShared>;
 
 std::vector<float> float_values(const at::Tensor& t) {
   const at::Tensor c = t.detach().to(at::kCPU, at::kFloat).contiguous();
@@ -43,8 +51,10 @@ class ConvUnitImpl : public torch::nn::Module {
   }
   at::Tensor forward(const at::Tensor& x) {
     at::Tensor y = conv_->forward(x);
-    *flops_ += 2.0 * static_cast<double>(kernel_ * kernel_ * in_ * out_) * static_cast<double>(y.size(2) * y.size(3));
-    return plain_ ? y : F::silu(bn_->forward(y));
+    flops_->flops += 2.0 * static_cast<double>(kernel_ * kernel_ * in_ * out_) * static_cast<double>(y.size(2) * y.size(3));
+    if (plain_) return y;
+    const bool synced = flops_->sync_bn && is_training();
+    return F::silu(synced ? sync_batch_norm(y, *bn_, *flops_->sync_bn) : bn_->forward(y));
   }
   torch::nn::Conv2d& conv() { return conv_; }
 
@@ -184,7 +194,7 @@ YoloDetectorImpl::YoloDetectorImpl(const YoloOptions& options) : options_(option
   const YoloScale& s = options.scale;
   const auto ch = [&](int64_t c) { return make_divisible(static_cast<double>(std::min(c, s.max_channels)) * s.width, 8); };
   const auto depth = [&](int64_t n) { return std::max<int64_t>(1, std::llround(n * s.depth)); };
-  const FlopCounter flops = std::make_shared<double>(0.0);
+  const FlopCounter flops = std::make_shared<LayerShared>();
   flops_ = flops;
   const int64_t c1 = ch(64), c2 = ch(128), c3 = ch(256), c4 = ch(512), c5 = ch(1024);
   backbone_ = register_module("backbone", torch::nn::ModuleList());
@@ -241,7 +251,7 @@ YoloDetectorImpl::YoloDetectorImpl(const YoloOptions& options) : options_(option
 }
 
 std::vector<LevelOutput> YoloDetectorImpl::forward(const at::Tensor& images) {
-  *flops_ = 0;
+  flops_->flops = 0;
   std::vector<at::Tensor> taps;  // backbone outputs at strides 4, 8, 16, 32
   at::Tensor x = images;
   for (std::size_t i = 0; i < backbone_->size(); ++i) {
@@ -312,7 +322,9 @@ std::vector<std::pair<std::string, std::string>> YoloDetectorImpl::export_graph(
   return out;
 }
 
-double YoloDetectorImpl::last_forward_flops() const { return *flops_; }
+double YoloDetectorImpl::last_forward_flops() const { return flops_->flops; }
+
+void YoloDetectorImpl::set_sync_batch_norm(std::shared_ptr<RankSum> ranks) { flops_->sync_bn = std::move(ranks); }
 
 ModelSummary summarize_model(const std::string& model, int64_t classes, int64_t imgsz, bool stride4) {
   if (imgsz <= 0 || imgsz % 32 != 0)

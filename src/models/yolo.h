@@ -23,6 +23,9 @@ class GraphBuilder;  // export/graph.h
 
 namespace detkit::models {
 
+class RankSum;       // models/sync_batch_norm.h
+struct LayerShared;  // what the layers of one model share (yolo.cpp)
+
 struct YoloScale {
   std::string name;       // "yolo-n", "yolo-s", "yolo-m"
   double depth = 0.33;    // multiplier on the number of bottlenecks per C2f block
@@ -68,9 +71,14 @@ class YoloDetectorImpl : public torch::nn::Module {
   // Multiply-accumulate operations of the last forward's convolutions, times 2 (the GFLOPs convention).
   double last_forward_flops() const;
 
+  // Distributed training with SyncBatchNorm: in training mode every BatchNorm normalises with the
+  // statistics of all ranks' batches, summed through `ranks` (models/sync_batch_norm.h); nullptr: each
+  // process's own batch. Every rank must then run the same number of forward and backward passes.
+  void set_sync_batch_norm(std::shared_ptr<RankSum> ranks);
+
  private:
   YoloOptions options_;
-  std::shared_ptr<double> flops_;  // convolutions add their cost here during forward
+  std::shared_ptr<LayerShared> flops_;  // per-forward FLOPs and the SyncBatchNorm setting
   torch::nn::ModuleList backbone_{nullptr}, neck_{nullptr}, neck_p2_{nullptr}, box_heads_{nullptr}, cls_heads_{nullptr};
   at::Tensor bins_;
 };

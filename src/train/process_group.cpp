@@ -151,6 +151,21 @@ double ProcessGroup::sum(double value) {
   return one[0].item<double>();
 }
 
+std::vector<double> ProcessGroup::sum(const std::vector<double>& values) {
+  if (values.empty()) return values;
+  std::vector<at::Tensor> one{at::tensor(values, at::kDouble)};
+  collective("agreeing on a step's outcome", rank_, [&] { impl_->group->allreduce(one)->wait(); });
+  const double* p = one[0].data_ptr<double>();
+  return {p, p + values.size()};
+}
+
+void ProcessGroup::sum_(at::Tensor& tensor) {
+  DETKIT_ASSERT(tensor.is_contiguous(), "sum_ needs a contiguous tensor");
+  std::vector<at::Tensor> one{tensor};
+  collective("synchronising batch statistics", rank_, [&] { impl_->group->allreduce(one)->wait(); });
+  if (!one[0].is_same(tensor)) tensor.copy_(one[0]);
+}
+
 void ProcessGroup::barrier() {
   collective("waiting for the other ranks", rank_, [&] { impl_->group->barrier()->wait(); });
 }
@@ -176,6 +191,8 @@ void ProcessGroup::average(const std::vector<at::Tensor>&, int64_t) { unavailabl
 void ProcessGroup::broadcast(const std::vector<at::Tensor>&, int64_t) { unavailable(); }
 int64_t ProcessGroup::max(int64_t) { unavailable(); }
 double ProcessGroup::sum(double) { unavailable(); }
+std::vector<double> ProcessGroup::sum(const std::vector<double>&) { unavailable(); }
+void ProcessGroup::sum_(at::Tensor&) { unavailable(); }
 void ProcessGroup::barrier() { unavailable(); }
 
 #endif

@@ -46,6 +46,10 @@ class ProcessGroup {
   int64_t max(int64_t value);
   // The sum over the ranks (loss totals, sample counts for metrics).
   double sum(double value);
+  // Element-wise sums over the ranks of a few numbers, in one collective (a step's flags and totals).
+  std::vector<double> sum(const std::vector<double>& values);
+  // Replaces `tensor` (contiguous) by its element-wise sum over the ranks.
+  void sum_(at::Tensor& tensor);
   void barrier();
 
  private:

@@ -2,6 +2,7 @@
 // of this process: averaging in buckets, broadcast, agreement, the TCP rendezvous as torchrun uses it, and
 // a rank that stops answering turning into a RunError within the timeout instead of a hang.
 #include <ATen/ATen.h>
+#include <torch/nn/modules/batchnorm.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -14,6 +15,7 @@
 
 #include "core/error.h"
 #include "test_util.h"
+#include "models/sync_batch_norm.h"
 #include "train/process_group.h"
 
 using namespace detkit;
@@ -130,4 +132,77 @@ TEST(ProcessGroup, RankThatStopsAnsweringFailsTheOthersCollective) {
   EXPECT_THROW_WITH(group->average(grads), RunError, "averaging gradients failed on rank 0", "another rank stopped");
   EXPECT_LT(std::chrono::steady_clock::now() - start, 20s);
   quiet.get();
+}
+
+namespace {
+
+struct GroupSum : models::RankSum {
+  explicit GroupSum(ProcessGroup& g) : group(g) {}
+  void sum_(at::Tensor& t) override { group.sum_(t); }
+  ProcessGroup& group;
+};
+
+}  // namespace
+
+// SyncBatchNorm: two ranks with 3 and 5 images normalise, backpropagate and update their running
+// statistics exactly as one BatchNorm over all 8 images does.
+TEST(SyncBatchNorm, TwoRanksEqualOneBatchNormOverTheWholeBatch) {
+  if (!distributed_available()) GTEST_SKIP() << "built without Gloo";
+  at::manual_seed(3);
+  const at::Tensor x = at::randn({8, 6, 5, 4}) * 3 + 1;
+  const at::Tensor upstream = at::randn({8, 6, 5, 4});  // d(loss)/d(output)
+  const auto options = torch::nn::BatchNorm2dOptions(6).eps(1e-3).momentum(0.03);
+  torch::nn::BatchNorm2d reference(options);
+  {
+    at::NoGradGuard no_grad;
+    reference->weight.uniform_(0.5, 1.5);
+    reference->bias.uniform_(-0.5, 0.5);
+  }
+  const at::Tensor x_ref = x.clone().requires_grad_(true);
+  const at::Tensor y_ref = reference->forward(x_ref);
+  (y_ref * upstream).sum().backward();
+
+  TempDir dir;
+  struct RankOut {
+    at::Tensor y, x_grad, weight_grad, bias_grad, running_mean, running_var;
+  };
+  std::vector<RankOut> out(2);
+  const int64_t first[] = {0, 3}, count[] = {3, 5};
+  two_ranks(dir, [&](ProcessGroup& group) {
+    const int64_t r = group.rank();
+    torch::nn::BatchNorm2d bn(options);
+    {
+      at::NoGradGuard no_grad;
+      bn->weight.copy_(reference->weight);
+      bn->bias.copy_(reference->bias);
+    }
+    GroupSum sum(group);
+    const at::Tensor xr = x.narrow(0, first[r], count[r]).clone().requires_grad_(true);
+    const at::Tensor y = models::sync_batch_norm(xr, *bn, sum);
+    (y * upstream.narrow(0, first[r], count[r])).sum().backward();
+    out[static_cast<std::size_t>(r)] = {y.detach(), xr.grad(), bn->weight.grad(), bn->bias.grad(), bn->running_mean.clone(),
+                                        bn->running_var.clone()};
+  });
+  for (int64_t r = 0; r < 2; ++r) {
+    const RankOut& o = out[static_cast<std::size_t>(r)];
+    EXPECT_TRUE(at::allclose(o.y, y_ref.detach().narrow(0, first[r], count[r]), 1e-5, 1e-5)) << "rank " << r;
+    EXPECT_TRUE(at::allclose(o.x_grad, x_ref.grad().narrow(0, first[r], count[r]), 1e-5, 1e-5)) << "rank " << r;
+    EXPECT_TRUE(at::allclose(o.running_mean, reference->running_mean, 1e-6, 1e-6)) << "rank " << r;
+    EXPECT_TRUE(at::allclose(o.running_var, reference->running_var, 1e-6, 1e-6)) << "rank " << r;
+  }
+  // Each rank's parameter gradient covers its own images; their sum (what averaging then scales) is the whole.
+  EXPECT_TRUE(at::allclose(out[0].weight_grad + out[1].weight_grad, reference->weight.grad(), 1e-4, 1e-5));
+  EXPECT_TRUE(at::allclose(out[0].bias_grad + out[1].bias_grad, reference->bias.grad(), 1e-4, 1e-5));
+}
+
+// A global batch of one value per channel cannot be normalised: a UsageError on every rank, not a NaN.
+TEST(SyncBatchNorm, OneValuePerChannelIsAnError) {
+  if (!distributed_available()) GTEST_SKIP() << "built without Gloo";
+  TempDir dir;
+  const std::string store = (dir / "store").string();
+  auto group = ProcessGroup::connect_file(store, 0, 1, 20s);
+  GroupSum sum(*group);
+  torch::nn::BatchNorm2d bn(torch::nn::BatchNorm2dOptions(2));
+  EXPECT_THROW_WITH(models::sync_batch_norm(at::ones({1, 2, 1, 1}), *bn, sum), UsageError,
+                    "batch normalisation needs more than one value per channel", "larger batch or image size");
 }

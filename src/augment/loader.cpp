@@ -115,7 +115,9 @@ Loader::~Loader() { stop_workers(); }
 
 int64_t Loader::batches_per_epoch() const {
   const int64_t n = size(), global = options_.batch * options_.world_size;
-  return options_.drop_last ? n / global : (n + global - 1) / global;
+  const int64_t full = n / global, rest = n % global;
+  // A last batch smaller than the rank count would leave a rank without an image: left out.
+  return options_.drop_last || rest < options_.world_size ? full : full + 1;
 }
 
 DecodedImage Loader::decode(int64_t index) {
@@ -271,9 +273,10 @@ void Loader::start_epoch(int64_t epoch, int64_t first_batch) {
   if (options_.world_size > 1) {  // this rank's slice of every global batch, in order
     std::vector<int64_t> shard;
     const int64_t n = static_cast<int64_t>(order_.size()), b = options_.batch, global = b * options_.world_size;
+    const int64_t w = options_.world_size, r = options_.rank;
     for (int64_t k = 0; k < batch_count_; ++k) {
-      const int64_t begin = k * global + options_.rank * b;
-      for (int64_t p = begin; p < std::min(begin + b, n); ++p) shard.push_back(order_[static_cast<std::size_t>(p)]);
+      const int64_t start = k * global, m = std::min(global, n - start);
+      for (int64_t p = start + r * m / w; p < start + (r + 1) * m / w; ++p) shard.push_back(order_[static_cast<std::size_t>(p)]);
     }
     order_ = std::move(shard);
   }

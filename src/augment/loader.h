@@ -62,11 +62,13 @@ struct LoaderOptions {
 
 // Distributed sharding (world_size > 1). Every rank computes the same epoch order (seeded by (seed,
 // epoch)); global batch k is that order's positions [k * W * batch, (k + 1) * W * batch), and rank r's
-// batch k is the slice [k * W * batch + r * batch, + batch). So W ranks with batch b see exactly the
-// samples one process with batch W * b would, each sample once per epoch, and augment each the same way
-// (the stream is per (seed, epoch, sample)). Every rank gets batches_per_epoch() batches (the global
-// count), so all take the same number of steps: a rank whose slice of the last global batch is empty,
-// or whose samples all failed to load, gets a batch with no images instead of none.
+// batch k is the r-th of W near-equal slices of it: [k * W * batch + r * batch, + batch) for a full one;
+// a last, smaller global batch of m samples is cut at r * m / W, so every rank gets at least one. So W
+// ranks with batch b see exactly the samples one process with batch W * b would, each sample once per
+// epoch, and augment each the same way (the stream is per (seed, epoch, sample)). A last global batch
+// with fewer samples than ranks is left out (at most W - 1 samples, different ones each epoch as the
+// order is reshuffled). Every rank gets batches_per_epoch() batches (the global count), so all take the
+// same number of steps; a rank whose samples all failed to load gets a batch with no images, not none.
 
 // On-demand loading (LoaderOptions::on_demand). When the training step itself runs on the CPU, its
 // intra-op threads wait for each other at the end of every parallel operation, so a worker thread that

@@ -381,11 +381,36 @@ TEST(Loader, ShardsEachGlobalBatchAcrossRanksWithoutOverlap) {
     }
     EXPECT_EQ(seen.size(), 11u);
     EXPECT_EQ(std::set<int64_t>(seen.begin(), seen.end()).size(), 11u);  // none twice
-    // 11 = 8 + 3: in the last global batch rank 0 has 3 samples and rank 1 an empty batch, still delivered.
-    EXPECT_EQ(ranks[0][1].indices.size(), 3u);
-    EXPECT_EQ(ranks[1][1].indices.size(), 0u);
-    EXPECT_EQ(ranks[1][1].images.size(0), 0);
+    // 11 = 8 + 3: the last global batch is cut at 3 * 1 / 2, so each rank has at least one sample.
+    EXPECT_EQ(ranks[0][1].indices.size(), 1u);
+    EXPECT_EQ(ranks[1][1].indices.size(), 2u);
   }
+}
+
+// A last global batch with fewer samples than ranks would leave a rank without an image: it is left out
+// (on every rank alike), and the order is reshuffled each epoch, so the left-out sample changes.
+TEST(Loader, LastGlobalBatchSmallerThanTheRankCountIsLeftOut) {
+  TempDir dir;
+  const DatasetSource source = synth_dataset(dir, 9);  // 9 = 8 + 1 with 2 ranks of batch 4
+  std::set<int64_t> left_out;
+  for (int64_t e = 0; e < 4; ++e) {
+    std::set<int64_t> seen;
+    for (int64_t r = 0; r < 2; ++r) {
+      LoaderOptions o = small_options(1);
+      o.rank = r;
+      o.world_size = 2;
+      Loader loader(source.dataset, train(source), o);
+      EXPECT_EQ(loader.batches_per_epoch(), 1);
+      const auto batches = epoch(loader, e);
+      ASSERT_EQ(batches.size(), 1u);
+      EXPECT_EQ(batches[0].indices.size(), 4u);
+      seen.insert(batches[0].indices.begin(), batches[0].indices.end());
+    }
+    ASSERT_EQ(seen.size(), 8u);
+    for (int64_t i = 0; i < 9; ++i)
+      if (!seen.count(i)) left_out.insert(i);
+  }
+  EXPECT_GT(left_out.size(), 1u);
 }
 
 TEST(Loader, RankOutsideTheWorldIsRefused) {

@@ -127,10 +127,12 @@ void StagedDirectory::commit() {
   committed_ = true;
 }
 
-fs::path executable_directory() {
+fs::path executable_path() {
   std::error_code ec;
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? fs::path() : exe.parent_path();
+  return ec ? fs::path() : exe;
 }
+
+fs::path executable_directory() { return executable_path().parent_path(); }
 
 }  // namespace detkit

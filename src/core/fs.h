@@ -44,7 +44,8 @@ class StagedDirectory {
   bool committed_ = false;
 };
 
-// Directory of the running executable (from /proc/self/exe); empty when unknown.
+// The running executable (from /proc/self/exe) and its directory; empty when unknown.
+fs::path executable_path();
 fs::path executable_directory();
 
 }  // namespace detkit

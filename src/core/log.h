@@ -16,6 +16,8 @@ void set_log_level(LogLevel level);
 LogLevel log_level();
 bool log_enabled(LogLevel level);
 void log_message(LogLevel level, const std::string& message);
+// Text put before every message ("[rank 1] "), so that the ranks of a distributed job can be told apart.
+void set_log_prefix(const std::string& prefix);
 
 template <class... Args>
 void log_error(const Args&... args) { if (log_enabled(LogLevel::error)) log_message(LogLevel::error, cat(args...)); }

@@ -4,7 +4,10 @@
 
 #include "cli/commands.h"
 #include "cli/dataset_options.h"
+#include "core/distributed.h"
 #include "core/error.h"
+#include "core/fs.h"
+#include "core/launch.h"
 #include "core/log.h"
 #include "core/run_config.h"
 #include "core/text.h"
@@ -39,9 +42,49 @@ std::string environment_report() {
   return diag::short_report(facts, findings);
 }
 
+namespace {
+
+// `detkit train --nproc N ...`: this same command line without --nproc, started as N local ranks.
+int launch_ranks(const std::vector<std::string>& args, int64_t nproc, int64_t threads) {
+  if (distributed_env().active())
+    throw UsageError({"--nproc starts ranks itself, but this process already is one (WORLD_SIZE is set)",
+                      "torchrun or another launcher started it", "drop --nproc when a launcher starts detkit"});
+  const fs::path exe = executable_path();
+  if (exe.empty())
+    throw EnvironmentError({"cannot find detkit's own executable to start the ranks", "/proc/self/exe is not readable",
+                            "start the ranks with torchrun, or set RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT yourself"});
+  std::vector<std::string> argv{exe.string(), "train"};
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--nproc") {
+      ++i;
+      continue;
+    }
+    if (starts_with(args[i], "--nproc=")) continue;
+    argv.push_back(args[i]);
+  }
+  LaunchOptions options;
+  options.nproc = nproc;
+  // The ranks share this machine's cores: each gets its part (two ranks with a thread per core each
+  // would make every parallel operation wait for a descheduled thread).
+  if (threads == 0)
+    options.extra_env.emplace_back("DETKIT_THREADS", std::to_string(std::max(1, available_cores() / static_cast<int>(nproc))));
+  const LaunchResult result = launch_local_ranks(argv, options);
+  if (result.failed_rank < 0) return 0;
+  if (result.exit_code == static_cast<int>(ExitCode::interrupted)) return result.exit_code;
+  log_error("distributed training failed: ", result.failure, " (exit codes by rank:", [&] {
+    std::string codes;
+    for (int c : result.rank_exit_codes) codes += " " + std::to_string(c);
+    return codes;
+  }(), "); the first error above names the cause");
+  return result.exit_code;
+}
+
+}  // namespace
+
 int run_train(const std::vector<std::string>& args) {
   std::string resume, val_split = "val";
   bool json = false;
+  int64_t nproc = 1;
   TrainingOptions training;
   CommonOptions common;
   OptionSet set("detkit train", "train a detector on a COCO, YOLO or VOC dataset");
@@ -49,6 +92,10 @@ int run_train(const std::vector<std::string>& args) {
   set.add("--resume", &resume, "continue the run in DIR from its last checkpoint (weights/last.pt)").value_name("DIR");
   set.add("--val-split", &val_split, "split to evaluate on each eval_interval epochs ('' for none)");
   set.add("--json", &json, "print the result as JSON on stdout");
+  set.add("--nproc", &nproc,
+          "train with N processes on this machine (distributed data parallel: each takes batch images of every "
+          "step; Gloo on the CPU); under torchrun, leave it out")
+      .value_name("N");
   add_common_options(set, common);
   set.epilog(
       "Before training, the dataset is checked ('detkit check' without decoding every pixel); errors stop the\n"
@@ -59,7 +106,10 @@ int run_train(const std::vector<std::string>& args) {
       "  detkit train -c run.yaml batch=8\n  detkit train --resume runs/train3");
   set.parse(args);
   if (handled_help(set)) return 0;
+  if (nproc < 1) throw UsageError({cat("--nproc must be at least 1; got ", nproc), "", "use --nproc 2 for two ranks"});
+  if (nproc > 1) return launch_ranks(args, nproc, common.threads);
   apply_common_options(common);
+  const DistributedEnv dist = distributed_env();
 
   RunConfig config;
   if (!resume.empty()) {
@@ -86,7 +136,9 @@ int run_train(const std::vector<std::string>& args) {
   request.environment_report = environment_report();
   request.data_report = data_set.report_text;
   request.data_report_json = data_set.report_json;
+  request.distributed = dist;
   const TrainResult result = torch_plugin().train(request);
+  if (!dist.is_main()) return result.interrupted ? static_cast<int>(ExitCode::interrupted) : 0;  // rank 0 reports
   const fs::path report_path = report::write_report(result.run_dir);
   log_info("report: ", report_path.string());
 

@@ -81,6 +81,10 @@ void RunConfig::visit(ConfigVisitor& v) {
   v.field("gpu_memory_fraction", gpu_memory_fraction, "cap on this process's share of GPU memory (0: no cap)", {0, 1});
   v.field("inject_oom", inject_oom, "testing: simulate out-of-memory at these batches (e.g. \"7,30\")");
   v.field("inject_nonfinite", inject_nonfinite, "testing: make the loss NaN at these batches (e.g. \"12\")");
+  v.field("inject_rank", inject_rank, "testing: the rank where inject_oom / inject_nonfinite fire (-1: every rank)", {-1, {}});
+  v.field("sync_bn", sync_bn, "distributed: BatchNorm statistics over all ranks' batches (SyncBatchNorm)");
+  v.field("dist_timeout", dist_timeout, "distributed: seconds a rank waits for the others (joining, a step, validation)",
+          {1, 86400});
   v.field("patience", patience, "stop after N evaluations without improvement (0: never)", {0, {}});
   v.field("cache", cache, "keep decoded images in RAM", {"none", "ram"});
   v.field("project", project, "directory that holds run directories");

@@ -99,6 +99,9 @@ struct RunConfig {
   double gpu_memory_fraction = 0;       // cap on this process's share of GPU memory (0: no cap)
   std::string inject_oom = "";          // testing: simulate out-of-memory at these batches (e.g. "7,30")
   std::string inject_nonfinite = "";    // testing: make the loss NaN at these batches (e.g. "12")
+  int64_t inject_rank = -1;             // testing: the rank where inject_oom / inject_nonfinite fire (-1: every rank)
+  bool sync_bn = false;                 // distributed: BatchNorm statistics over all ranks' batches (SyncBatchNorm)
+  double dist_timeout = 600;            // distributed: seconds a rank waits for the others (joining, a step, validation)
   int64_t patience = 50;                // stop after N evaluations without improvement (0: never)
   std::string cache = "none";           // keep decoded images in RAM
   std::string project = "runs";         // directory that holds run directories

@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/distributed.h"
 #include "core/run_config.h"
 
 namespace detkit {
@@ -90,6 +91,7 @@ struct TrainRequest {
   std::string environment_report;    // short doctor report, logged and saved as RUN/environment.txt
   std::string data_report;           // dataset check report, saved as RUN/data-check.txt
   std::string data_report_json;      // the same as JSON (check_report_json), saved as RUN/data-check.json
+  DistributedEnv distributed;        // this process's place in a distributed job (world_size 1: none)
 };
 
 struct TrainResult {

@@ -7,6 +7,7 @@
 #include <limits>
 #include <cmath>
 #include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -22,12 +23,14 @@
 #include "infer/predict.h"
 #include "models/checkpoint.h"
 #include "models/loss.h"
+#include "models/sync_batch_norm.h"
 #include "models/weights_import.h"
 #include "models/yolo.h"
 #include "train/evaluate.h"
 #include "train/guardrails.h"
 #include "train/lr_find.h"
 #include "train/plan.h"
+#include "train/process_group.h"
 #include "train/schedule.h"
 #include "train/setup.h"
 
@@ -89,6 +92,7 @@ void copy_weights(models::YoloDetector& from, models::YoloDetector& to) {
 // epoch).
 struct EpochTotals {
   double box = 0, cls = 0, dfl = 0;  // loss terms, weighted by images
+  double score_sum = 0;              // distributed: this batch's target-score sum (not saved)
   int64_t images = 0, batches = 0;
   double data_wait = 0, seconds = 0;
   uint64_t peak_memory = 0;
@@ -123,7 +127,9 @@ class Trainer {
   void build_optimizer();
   void apply_schedule(int64_t iteration, int64_t epoch);
   BatchOutcome train_batch(const augment::Batch& batch, int64_t iteration, EpochTotals& totals);
-  BatchOutcome run_chunks(const at::Tensor& images, const at::Tensor& targets, int64_t iteration, EpochTotals& totals);
+  BatchOutcome run_chunks(const at::Tensor& images, const at::Tensor& targets, int64_t pieces, int64_t iteration,
+                          EpochTotals& totals);
+  void scale_batch_gradients(double factor);
   bool optimizer_step();
   void save_grads();
   void restore_grads();
@@ -134,6 +140,10 @@ class Trainer {
   void event(const std::string& kind, const std::string& message, int64_t epoch, int64_t batch);
   void write_results_csv() const;
   void fit_time_limit(int64_t epoch, double elapsed, int64_t epochs_done);
+  void join_distributed_job();
+  bool main_rank() const { return !group_ || group_->rank() == 0; }
+  int64_t world_size() const { return group_ ? group_->world_size() : 1; }
+  RunConfig global_config() const;
   std::string memory_text() const;
   uint64_t memory_now() const;
 
@@ -154,6 +164,15 @@ class Trainer {
   std::unique_ptr<models::DetectionLoss> loss_;
   std::unique_ptr<augment::Loader> train_loader_, val_loader_;
   std::unique_ptr<LrSchedule> schedule_;
+
+  // Distributed training (train/process_group.h): every rank runs this same loop on its shard of each
+  // global batch; the ranks agree after every batch (out of memory, non-finite loss, Ctrl-C, the loss
+  // normaliser and totals) and average gradients before every optimizer step, so the weights stay
+  // identical. Rank 0 alone writes files, shows progress and validates.
+  DistributedEnv dist_;
+  std::unique_ptr<ProcessGroup> group_;
+  bool interrupt_agreed_ = false;  // Ctrl-C seen by any rank at the last agreement
+  int64_t step_images_ = 0;        // images of the last batch over all ranks
 
   bool autocast_ = false, bf16_ = false;
   LossScaler scaler_;  // fp16 dynamic loss scaling (enabled only for fp16 autocast)
@@ -193,12 +212,22 @@ Trainer::Trainer(const TrainRequest& request) : request_(request), config_(reque
                         "name the validation split with --val-split, or train without one with --val-split ''"});
   }
   for (const auto& c : dataset_.categories) class_names_.push_back(c.name);
-  inject_oom_ = parse_step_list("inject_oom", config_.inject_oom);
-  inject_nonfinite_ = parse_step_list("inject_nonfinite", config_.inject_nonfinite);
+  dist_ = request.distributed;
+  if (config_.inject_rank < 0 || config_.inject_rank == dist_.rank) {
+    inject_oom_ = parse_step_list("inject_oom", config_.inject_oom);
+    inject_nonfinite_ = parse_step_list("inject_nonfinite", config_.inject_nonfinite);
+  }
   device_ = resolve_device(config_.device);
+  // One GPU per local rank unless the configuration names one.
+  if (dist_.active() && device_.is_cuda() && (config_.device == "auto" || config_.device == "cuda"))
+    device_ = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(dist_.local_rank));
 }
 
 void Trainer::prepare_run_dir() {
+  if (!main_rank()) {  // the other ranks write nothing; a resumed run reads its checkpoint from the same path
+    run_dir_ = request_.resume;
+    return;
+  }
   if (!request_.resume.empty()) {
     run_dir_ = request_.resume;
   } else {
@@ -211,8 +240,30 @@ void Trainer::prepare_run_dir() {
   if (!request_.data_report_json.empty()) write_file_atomic(run_dir_ / "data-check.json", request_.data_report_json);
 }
 
+// The configuration as one process training the global batch sees it: batch is per rank, so accumulation
+// and weight-decay scaling count batch x world size images per batch.
+RunConfig Trainer::global_config() const {
+  RunConfig global = config_;
+  global.batch = config_.batch * world_size();
+  return global;
+}
+
+void Trainer::join_distributed_job() {
+  if (!dist_.active()) return;
+  if (config_.lr0_auto)
+    throw ConfigError({"lr0: auto is not available in distributed training",
+                       "the learning-rate range test runs in one process",
+                       "find the rate first with 'detkit lr-find' (one process) and set lr0 to it"});
+  set_log_prefix(cat("[rank ", dist_.rank, "] "));
+  const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(config_.dist_timeout * 1000));
+  group_ = ProcessGroup::connect(dist_, timeout);
+  if (!main_rank() && log_level() >= LogLevel::info) set_log_level(LogLevel::warn);  // rank 0 narrates
+  log_info("distributed training: ", dist_.world_size, " ranks (Gloo) through ", dist_.master_addr, ":", dist_.master_port,
+           config_.sync_bn ? ", SyncBatchNorm" : "");
+}
+
 void Trainer::build_optimizer() {
-  OptimizerSetup setup = make_optimizer(model_, config_, accumulate_);
+  OptimizerSetup setup = make_optimizer(model_, global_config(), accumulate_);
   optimizer_ = std::move(setup.optimizer);
   params_ = std::move(setup.params);
 }
@@ -243,13 +294,15 @@ void Trainer::restore_grads() {
   }
 }
 
-BatchOutcome Trainer::run_chunks(const at::Tensor& images, const at::Tensor& targets, int64_t iteration, EpochTotals& totals) {
+// Forward and backward of the batch in `pieces` near-equal parts (1 normally; more after running out of
+// memory), the gradients adding up.
+BatchOutcome Trainer::run_chunks(const at::Tensor& images, const at::Tensor& targets, int64_t pieces, int64_t iteration,
+                                 EpochTotals& totals) {
   const int64_t n = images.size(0);
-  const int64_t chunk = (n + split_ - 1) / split_;
   const at::Tensor owner = targets.select(1, 0);
   double box = 0, cls = 0, dfl = 0;
-  for (int64_t begin = 0; begin < n; begin += chunk) {
-    const int64_t size = std::min(chunk, n - begin);
+  for (int64_t piece = 0; piece < pieces; ++piece) {
+    const int64_t begin = piece * n / pieces, size = (piece + 1) * n / pieces - begin;
     const at::Tensor part = images.narrow(0, begin, size);
     at::Tensor part_targets = targets.index({(owner >= begin).logical_and(owner < begin + size)}).clone();
     if (part_targets.numel() > 0) part_targets.select(1, 0).sub_(static_cast<double>(begin));
@@ -257,12 +310,16 @@ BatchOutcome Trainer::run_chunks(const at::Tensor& images, const at::Tensor& tar
     // Simulated failures fire once, at the first chunk of their batch, after the forward pass (where a
     // real one usually strikes).
     if (begin == 0 && inject_oom_.erase(iteration)) throw_simulated_oom();
-    at::Tensor total = terms.total;
+    // Alone, each piece's loss is normalised by its own target-score sum; in a distributed job the sum
+    // of the pieces is backpropagated and the gradient divided by the global batch's score sum afterwards
+    // (train_batch), which is exactly the gradient of one process with the whole global batch.
+    at::Tensor total = group_ ? terms.unnormalized : terms.total;
     if (begin == 0 && inject_nonfinite_.erase(iteration)) total = total * std::numeric_limits<double>::quiet_NaN();
-    // One device-to-host copy for the four numbers the step needs (each .item() would wait for the device).
+    // One device-to-host copy for the numbers the step needs (each .item() would wait for the device).
     const auto as_double = [](const at::Tensor& t) { return t.detach().to(at::kDouble).reshape({1}); };
-    const at::Tensor values =
-        at::cat({as_double(total), as_double(terms.box), as_double(terms.cls), as_double(terms.dfl)}).to(at::kCPU);
+    const at::Tensor values = at::cat({as_double(total), as_double(terms.box), as_double(terms.cls), as_double(terms.dfl),
+                                       as_double(terms.score_sum)})
+                                  .to(at::kCPU);
     const double* v = values.data_ptr<double>();
     if (!std::isfinite(v[0])) return BatchOutcome::non_finite;
     (scaler_.enabled() ? total * scaler_.scale() : total).backward();
@@ -270,6 +327,7 @@ BatchOutcome Trainer::run_chunks(const at::Tensor& images, const at::Tensor& tar
     box += v[1] * static_cast<double>(size);
     cls += v[2] * static_cast<double>(size);
     dfl += v[3] * static_cast<double>(size);
+    totals.score_sum += v[4];
   }
   totals.box += box;
   totals.cls += cls;
@@ -293,20 +351,50 @@ BatchOutcome Trainer::train_batch(const augment::Batch& batch, int64_t iteration
   const TrainingInput input = training_input(batch, config_, device_, iteration);
   const at::Tensor& images = input.images;
   const at::Tensor& targets = input.targets;
+  const int64_t local_images = images.size(0);
+  step_images_ = local_images;
+  // With SyncBatchNorm every rank's forward pass joins collectives, so all must run the same number of
+  // pieces, each with at least one image; a rank whose samples all failed to load makes all skip.
+  int64_t fewest_images = local_images;
+  if (group_ && config_.sync_bn) fewest_images = -group_->max(-local_images);
   save_grads();
   for (;;) {
     BatchOutcome outcome = BatchOutcome::ok;
     EpochTotals attempt;
-    const bool oom = out_of_memory_in("training step", [&] { outcome = run_chunks(images, targets, iteration, attempt); });
-    if (!oom) {
-      if (outcome == BatchOutcome::non_finite) {
+    const int64_t pieces = std::min(split_, fewest_images);
+    const bool oom = pieces > 0 &&
+                     out_of_memory_in("training step", [&] { outcome = run_chunks(images, targets, pieces, iteration, attempt); });
+    bool any_oom = oom, any_non_finite = !oom && outcome == BatchOutcome::non_finite;
+    int64_t oom_ranks = oom ? 1 : 0;
+    if (group_) {
+      // One collective for everything the ranks must agree on after a batch.
+      const std::vector<double> all =
+          group_->sum({oom ? 1.0 : 0.0, outcome == BatchOutcome::non_finite ? 1.0 : 0.0, interrupt_requested() ? 1.0 : 0.0,
+                       attempt.score_sum, static_cast<double>(pieces > 0 ? local_images : 0), attempt.box, attempt.cls,
+                       attempt.dfl});
+      oom_ranks = static_cast<int64_t>(all[0]);
+      any_oom = all[0] > 0;
+      any_non_finite = !any_oom && all[1] > 0;
+      interrupt_agreed_ = all[2] > 0;
+      if (!any_oom && !any_non_finite) {
+        step_images_ = static_cast<int64_t>(all[4]);
+        // Each rank backpropagated its unnormalised loss; averaging over W ranks then gives the gradient of
+        // the global batch's loss: sum / max(global score sum, 1) * global images.
+        scale_batch_gradients(static_cast<double>(world_size()) * all[4] / std::max(all[3], 1.0));
+        attempt.box = all[5];
+        attempt.cls = all[6];
+        attempt.dfl = all[7];
+      }
+    }
+    if (!any_oom) {
+      if (any_non_finite) {
         restore_grads();
-        return outcome;
+        return BatchOutcome::non_finite;
       }
       totals.box += attempt.box;
       totals.cls += attempt.cls;
       totals.dfl += attempt.dfl;
-      return outcome;
+      return BatchOutcome::ok;
     }
     // Release what the failed attempt held, then redo the same batch in smaller pieces: gradients add
     // up over the pieces, so the step the optimizer takes is the same.
@@ -314,7 +402,9 @@ BatchOutcome Trainer::train_batch(const augment::Batch& batch, int64_t iteration
     restore_grads();
     if (device_.is_cuda()) compat::cuda_empty_cache();
     ++oom_events_;
-    const int64_t micro = (images.size(0) + split_ - 1) / split_;
+    // Every rank decides from the same numbers, so all split together (or all give up).
+    const int64_t rows = group_ ? config_.batch : images.size(0);
+    const int64_t micro = (rows + split_ - 1) / split_;
     const int64_t epoch = iteration / std::max<int64_t>(batches_per_epoch_, 1);
     if (micro <= 1 || (split_ << 1) > (int64_t{1} << config_.oom_retries)) {
       event("out_of_memory", cat("out of memory with a micro-batch of ", micro, " images; no retries left"), epoch, batch.number);
@@ -326,11 +416,23 @@ BatchOutcome Trainer::train_batch(const augment::Batch& batch, int64_t iteration
                               "processes ('detkit doctor' lists them), or estimate what fits with 'detkit plan'"});
     }
     split_ *= 2;
-    const int64_t smaller = (images.size(0) + split_ - 1) / split_;
+    const int64_t smaller = (rows + split_ - 1) / split_;
     event("out_of_memory",
-          cat("out of memory with a micro-batch of ", micro, " images: retrying the step with ", smaller,
+          cat("out of memory", group_ ? cat(" on ", oom_ranks, " of ", world_size(), " ranks") : std::string(),
+              " with a micro-batch of ", micro, " images: retrying the step", group_ ? " on every rank" : "", " with ", smaller,
               " images per pass and ", split_, " passes per batch (effective batch, schedule and optimizer unchanged)"),
           epoch, batch.number);
+  }
+}
+
+// Multiplies the gradient this batch added (the part since save_grads) by `factor`.
+void Trainer::scale_batch_gradients(double factor) {
+  torch::NoGradGuard no_grad;
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    at::Tensor grad = params_[i].mutable_grad();
+    if (!grad.defined()) continue;
+    if (i < grad_backup_.size() && grad_backup_[i].defined()) grad.sub_(grad_backup_[i]).mul_(factor).add_(grad_backup_[i]);
+    else grad.mul_(factor);
   }
 }
 
@@ -338,6 +440,14 @@ BatchOutcome Trainer::train_batch(const augment::Batch& batch, int64_t iteration
 // skipped for non-finite gradients.
 bool Trainer::optimizer_step() {
   torch::NoGradGuard no_grad;
+  if (group_) {  // the mean over the ranks, so every rank takes the same step
+    std::vector<at::Tensor> grads;
+    for (auto& p : params_) {
+      if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+      grads.push_back(p.grad());
+    }
+    group_->average(grads);
+  }
   if (scaler_.enabled())
     for (auto& p : params_)
       if (p.grad().defined()) p.mutable_grad().mul_(1.0 / scaler_.scale());
@@ -374,6 +484,8 @@ nlohmann::json Trainer::meta(int64_t epoch, int64_t batch_in_epoch, const EpochT
   j["ema_updates"] = ema_ ? ema_->updates : 0;
   j["lr_scale"] = lr_scale_;
   j["split"] = split_;
+  j["world_size"] = world_size();
+  j["global_batch"] = config_.batch * world_size();  // images per batch over all ranks (batch_in_epoch counts these)
   j["loss_scale"] = scaler_.scale();
   j["good_scaled_steps"] = scaler_.good_steps();
   j["best_fitness"] = best_fitness_;
@@ -387,6 +499,12 @@ nlohmann::json Trainer::meta(int64_t epoch, int64_t batch_in_epoch, const EpochT
 }
 
 void Trainer::checkpoint(int64_t epoch, int64_t batch_in_epoch, const EpochTotals& totals, bool best) {
+  if (!main_rank()) {  // the other ranks keep only the rollback target (their weights equal rank 0's)
+    if (batch_in_epoch == 0)
+      last_good_ = models::serialize_checkpoint(model_, ema_ ? &ema_->model : nullptr, optimizer_.get(),
+                                                meta(epoch, batch_in_epoch, totals));
+    return;
+  }
   const std::string bytes = models::serialize_checkpoint(model_, ema_ ? &ema_->model : nullptr, optimizer_.get(),
                                                  meta(epoch, batch_in_epoch, totals));
   models::write_checkpoint(run_dir_ / "weights" / "last.pt", bytes);
@@ -409,6 +527,17 @@ void Trainer::restore(const std::string& bytes, const std::string& source, bool 
   history_ = m.value("history", nlohmann::json::array());
   start_epoch_ = m.value("epoch", int64_t{0});
   start_batch_ = m.value("batch_in_epoch", int64_t{0});
+  // Resumed with another world size (or batch): the global batch changed, so the position in the epoch is
+  // converted through the samples already trained; the epoch's order does not depend on the batch, so
+  // at most one global batch of samples is trained twice.
+  const int64_t saved_global = m.value("global_batch", config_.batch), global = config_.batch * world_size();
+  if (start_batch_ > 0 && saved_global != global) {
+    const int64_t samples = start_batch_ * saved_global;
+    start_batch_ = std::min(samples / global, batches_per_epoch_);
+    log_info("the checkpoint was written with ", saved_global, " images per global batch and this run has ", global,
+             ": continuing epoch ", start_epoch_ + 1, " at batch ", start_batch_, " (", samples - start_batch_ * global,
+             " sample(s) of it trained again)");
+  }
   resumed_totals_ = EpochTotals::from_json(m.value("epoch_totals", nlohmann::json::object()));
   if (counters_too) {
     lr_scale_ = m.value("lr_scale", 1.0);
@@ -438,6 +567,7 @@ void Trainer::rollback(const std::string& what, const std::string& why, int64_t 
 }
 
 void Trainer::event(const std::string& kind, const std::string& message, int64_t epoch, int64_t batch) {
+  if (!main_rank()) return;  // every rank meets the same events; rank 0 reports them
   log_warn(message);
   events_.push_back({{"kind", kind}, {"epoch", epoch + 1}, {"batch", batch + 1}, {"optimizer_steps", optimizer_steps_},
                      {"message", message}});
@@ -472,7 +602,8 @@ void Trainer::fit_time_limit(int64_t epoch, double elapsed, int64_t epochs_done)
   const double per_epoch = elapsed / static_cast<double>(std::max<int64_t>(epochs_done, 1));
   const double remaining = config_.time_limit * 60.0 - elapsed;
   const int64_t affordable = epoch + std::max<int64_t>(0, static_cast<int64_t>(remaining / per_epoch));
-  const int64_t epochs = std::min(request_.config.epochs, affordable);
+  int64_t epochs = std::min(request_.config.epochs, affordable);
+  if (group_) epochs = -group_->max(-epochs);  // the ranks' clocks differ a little: the shortest plan wins
   if (epochs == config_.epochs) return;
   log_info("time_limit ", config_.time_limit, " min: ", format_duration(per_epoch), " per epoch, so the run ends after epoch ",
            std::max(epochs, epoch), " of the ", request_.config.epochs, " asked for");
@@ -502,8 +633,10 @@ TrainResult Trainer::run() {
   if (request_.resume.empty() && !config_.weights.empty()) {
     models::check_weights_scale(models::read_architecture(config_.weights), config_.weights, config_.model);
   }
+  join_distributed_job();
   // batch: auto (train/plan.h): profiled before the run directory's config.yaml records the batch.
   config_.batch = auto_batch(config_, *train_split_, static_cast<int64_t>(class_names_.size()), device_, !request_.resume.empty());
+  if (group_) config_.batch = -group_->max(-config_.batch);  // what fits on every rank
   config_.auto_batch = false;
   prepare_run_dir();
   log_info("run directory: ", run_dir_.string());
@@ -528,7 +661,7 @@ TrainResult Trainer::run() {
     log_info("lr0: auto chose ", config_.lr0, " (", find.out_dir, "/lr_find.png)");
   }
   config_.lr0_auto = false;
-  if (request_.resume.empty()) write_resolved_config(run_dir_, config_);
+  if (request_.resume.empty() && main_rank()) write_resolved_config(run_dir_, config_);
   if (!request_.environment_report.empty())
     for (const auto& line : split(trim(request_.environment_report), '\n')) log_info("env: ", line);
 
@@ -537,11 +670,28 @@ TrainResult Trainer::run() {
   model_ = make_detector(config_, classes, device_);
   // weights=: the starting point of a new run (a resumed one continues from its own checkpoint).
   const ImportResult imported = prepare_starting_point(model_, config_, request_.resume.empty());
-  if (!imported.rows.empty()) {
+  if (!imported.rows.empty() && main_rank()) {
     std::string table = cat("# weights=", config_.weights, ": what became of each tensor (status target <- source)\n");
     for (const auto& row : imported.rows)
       table += cat(row.status, " ", row.target.empty() ? "-" : row.target, " <- ", row.source.empty() ? "-" : row.source, "\n");
     write_file_atomic(run_dir_ / "weights-import.txt", table);
+  }
+  if (group_) {
+    // Every rank starts from rank 0's weights (equal anyway with the same seed and weights file).
+    std::vector<at::Tensor> state = model_->parameters();
+    for (const auto& b : model_->buffers()) state.push_back(b);
+    {
+      torch::NoGradGuard no_grad;
+      group_->broadcast(state, 0);
+    }
+    if (config_.sync_bn) {
+      struct GroupSum : models::RankSum {
+        explicit GroupSum(ProcessGroup& g) : group(g) {}
+        void sum_(at::Tensor& t) override { group.sum_(t); }
+        ProcessGroup& group;
+      };
+      model_->set_sync_batch_norm(std::make_shared<GroupSum>(*group_));
+    }
   }
   if (config_.ema) {
     ema_ = std::make_unique<Ema>();
@@ -550,7 +700,7 @@ TrainResult Trainer::run() {
     ema_->decay = config_.ema_decay;
     copy_weights(model_, ema_->model);
   }
-  accumulate_ = accumulation(config_);
+  accumulate_ = accumulation(global_config());
   build_optimizer();
   loss_ = std::make_unique<models::DetectionLoss>(loss_options(config_));
 
@@ -562,10 +712,14 @@ TrainResult Trainer::run() {
     scaler_ = LossScaler(precision.loss_scaling);
   }
 
-  const augment::LoaderOptions lo = train_loader_options(config_, device_);
+  augment::LoaderOptions lo = train_loader_options(config_, device_);
+  lo.rank = dist_.rank;
+  lo.world_size = world_size();
   train_loader_ = std::make_unique<augment::Loader>(dataset_, *train_split_, lo);
-  if (val_split_) {
+  if (val_split_ && main_rank()) {  // rank 0 validates while the others wait
     augment::LoaderOptions vo = lo;
+    vo.rank = 0;
+    vo.world_size = 1;
     vo.batch = config_.batch * 2;
     vo.shuffle = false;
     vo.augment = false;
@@ -603,7 +757,8 @@ TrainResult Trainer::run() {
   log_info("training ", config_.model, " (", params, " parameters, ", class_names_.size(), " classes) on ", device_.str(),
            autocast_ ? (bf16_ ? " with bf16 autocast" : " with fp16 autocast and loss scaling") : "", ": ",
            train_split_->images.size(), " training images", val_split_ ? cat(", ", val_split_->images.size(), " validation") : "",
-           "; batch ", config_.batch, " x ", accumulate_, " accumulation (nominal ", config_.nominal_batch, "), ",
+           "; batch ", config_.batch, group_ ? cat(" x ", world_size(), " ranks") : std::string(), " x ", accumulate_,
+           " accumulation (nominal ", config_.nominal_batch, "), ",
            batches_per_epoch_, " batches per epoch, ", config_.epochs, " epochs at ", config_.imgsz, " px");
 
   TrainResult result;
@@ -629,8 +784,10 @@ TrainResult Trainer::run() {
     if (device_.is_cuda()) compat::cuda_reset_peak(device_.index());
     train_loader_->start_epoch(epoch, first_batch);
     model_->train();
-    Progress progress(cat("epoch ", epoch + 1, "/", config_.epochs), static_cast<uint64_t>(batches_per_epoch_ - first_batch),
-                      "batch");
+    std::optional<Progress> progress;
+    if (main_rank())
+      progress.emplace(cat("epoch ", epoch + 1, "/", config_.epochs), static_cast<uint64_t>(batches_per_epoch_ - first_batch),
+                       "batch");
     bool rolled_back = false, interrupted = false;
     std::string last_extra;
     int64_t trained_batches = first_batch;
@@ -638,13 +795,13 @@ TrainResult Trainer::run() {
       const auto step_start = clock_type::now();
       const int64_t iteration = epoch * batches_per_epoch_ + batch->number;
       apply_schedule(iteration, epoch);
-      const auto images = static_cast<int64_t>(batch->indices.size());
-      samples_seen_ += images;
       const auto weighted = [&] {
         return totals.box * config_.box_gain + totals.cls * config_.cls_gain + totals.dfl * config_.dfl_gain;
       };
       const double loss_before = weighted();
       const BatchOutcome outcome = train_batch(*batch, iteration, totals);
+      const int64_t images = step_images_;  // over all ranks
+      samples_seen_ += images;
       trained_batches = batch->number + 1;
       if (outcome == BatchOutcome::non_finite) {
         ++skipped_steps_;
@@ -699,8 +856,9 @@ TrainResult Trainer::run() {
                     100.0 * batch->wait_seconds / std::max(step_seconds + batch->wait_seconds, 1e-9),
                     device_.is_cuda() ? " | " : "", memory_text().c_str());
       last_extra = extra;
-      progress.advance(1, extra);
-      if (interrupt_requested() && accumulated_ == 0) {
+      if (progress) progress->advance(1, extra);
+      // Distributed: the flag the ranks agreed on after this batch, so all stop at the same one.
+      if ((group_ ? interrupt_agreed_ : interrupt_requested()) && accumulated_ == 0) {
         interrupted = true;
         break;
       }
@@ -713,36 +871,52 @@ TrainResult Trainer::run() {
     if (interrupted) {
       set_interrupt_requested(false);
       checkpoint(epoch, trained_batches, totals, false);
-      progress.finish("interrupted");
-      log_warn("interrupted: saved the state after batch ", trained_batches, " of epoch ", epoch + 1, " in ",
+      if (progress) progress->finish("interrupted");
+      if (main_rank())
+        log_warn("interrupted: saved the state after batch ", trained_batches, " of epoch ", epoch + 1, " in ",
                (run_dir_ / "weights" / "last.pt").string(), "; continue with: detkit train --resume ", run_dir_.string());
       result.interrupted = true;
       break;
     }
-    progress.finish(last_extra);
+    if (progress) progress->finish(last_extra);
 
     double map50 = -1, map50_95 = -1;
     const bool last_epoch = epoch + 1 == config_.epochs;
     bool improved = false;
-    if (val_loader_ && ((epoch + 1) % config_.eval_interval == 0 || last_epoch)) {
-      models::YoloDetector& evaluated = ema_ ? ema_->model : model_;
+    if (val_split_ && ((epoch + 1) % config_.eval_interval == 0 || last_epoch)) {
       Validation v;
-      try {
-        v = validate(evaluated, *val_loader_, device_, dataset_, *val_split_, predict_options);
-      } catch (const InterruptedError&) {
+      bool validation_interrupted = false;
+      if (main_rank()) {
+        models::YoloDetector& evaluated = ema_ ? ema_->model : model_;
+        try {
+          v = validate(evaluated, *val_loader_, device_, dataset_, *val_split_, predict_options);
+          map50 = v.coco.stats[1];
+          map50_95 = v.coco.stats[0];
+        } catch (const InterruptedError&) {
+          validation_interrupted = true;
+        }
+      }
+      if (group_) {  // rank 0's result, for the decisions every rank takes alike (best, patience, stop)
+        const std::vector<double> agreed =
+            group_->sum({validation_interrupted ? 1.0 : 0.0, main_rank() ? map50 : 0.0, main_rank() ? map50_95 : 0.0});
+        validation_interrupted = agreed[0] > 0;
+        map50 = agreed[1];
+        map50_95 = agreed[2];
+      }
+      if (validation_interrupted) {
         // Ctrl-C during validation: keep the epoch just trained (unevaluated) and stop.
         set_interrupt_requested(false);
         ++epoch;
         checkpoint(epoch, 0, {}, false);
-        log_warn("interrupted during validation: saved the state after epoch ", epoch, "; continue with: detkit train --resume ",
-                 run_dir_.string());
+        if (main_rank())
+          log_warn("interrupted during validation: saved the state after epoch ", epoch,
+                   "; continue with: detkit train --resume ", run_dir_.string());
         result.interrupted = true;
         break;
       }
-      map50 = v.coco.stats[1];
-      map50_95 = v.coco.stats[0];
-      log_info("epoch ", epoch + 1, " validation: mAP50-95 ", map50_95, ", mAP50 ", map50, " (", v.predict.images, " images, ",
-               format_duration(v.predict.seconds), ")");
+      if (main_rank())
+        log_info("epoch ", epoch + 1, " validation: mAP50-95 ", map50_95, ", mAP50 ", map50, " (", v.predict.images, " images, ",
+                 format_duration(v.predict.seconds), ")");
       result.final_map50 = map50;
       result.final_map50_95 = map50_95;
       if (map50_95 > best_fitness_) {
@@ -750,18 +924,20 @@ TrainResult Trainer::run() {
         best_fitness_ = map50_95;
         best_epoch_ = epoch;
         evals_without_improvement_ = 0;
-        nlohmann::json stats;
-        for (std::size_t i = 0; i < 12; ++i) stats[coco_stat_names()[i]] = v.coco.stats[i];
-        nlohmann::json per_class;
-        for (const auto& [id, ap] : v.coco.per_category_ap) {
-          const Category* c = dataset_.find_category(id);
-          per_class[c ? c->name : std::to_string(id)] = ap;
+        if (main_rank()) {
+          nlohmann::json stats;
+          for (std::size_t i = 0; i < 12; ++i) stats[coco_stat_names()[i]] = v.coco.stats[i];
+          nlohmann::json per_class;
+          for (const auto& [id, ap] : v.coco.per_category_ap) {
+            const Category* c = dataset_.find_category(id);
+            per_class[c ? c->name : std::to_string(id)] = ap;
+          }
+          best_metrics_ = {{"epoch", epoch + 1}, {"stats", stats}, {"per_class_AP", per_class}};
         }
-        best_metrics_ = {{"epoch", epoch + 1}, {"stats", stats}, {"per_class_AP", per_class}};
       } else {
         ++evals_without_improvement_;
       }
-    } else if (!val_loader_) {
+    } else if (!val_split_) {
       improved = true;  // no validation: the latest weights are the best we know
     }
     const double images_per_second = totals.seconds > 0 ? static_cast<double>(totals.images) / totals.seconds : 0;
@@ -782,7 +958,7 @@ TrainResult Trainer::run() {
                         {"micro_batch", (config_.batch + split_ - 1) / split_}});
     ++epoch;
     checkpoint(epoch, 0, {}, improved);
-    write_results_csv();
+    if (main_rank()) write_results_csv();
     if (config_.patience > 0 && evals_without_improvement_ >= config_.patience) {
       log_info("stopping early: ", evals_without_improvement_, " evaluations without a better mAP50-95 (patience ",
                config_.patience, "); best was epoch ", best_epoch_ + 1);
@@ -793,6 +969,14 @@ TrainResult Trainer::run() {
 
   // The best weights evaluated once more, with everything the report shows: curves, confusion matrix,
   // predictions and a grid of samples (RUN/val).
+  if (!main_rank()) {  // the files and the final evaluation are rank 0's
+    result.run_dir.clear();
+    result.epochs_completed = static_cast<int64_t>(history_.size());
+    result.optimizer_steps = optimizer_steps_;
+    result.samples_seen = samples_seen_;
+    result.seconds = seconds_since(run_start);
+    return result;
+  }
   if (val_split_ && !result.interrupted && fs::exists(run_dir_ / "weights" / "best.pt")) {
     EvaluateModelRequest final_eval;
     final_eval.model = (run_dir_ / "weights" / "best.pt").string();

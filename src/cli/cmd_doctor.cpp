@@ -146,6 +146,7 @@ int run_doctor(const std::vector<std::string>& args) {
     log_info("loading detkit's LibTorch in a child process");
     const auto child = diag::run_child({self, "doctor", "__child", "torch-info"}, child_timeout);
     facts.detkit_torch = diag::parse_torch_info(child, DETKIT_BUILT_WITH_TORCH, child_timeout);
+    facts.detkit_torch.gloo = DETKIT_BUILT_WITH_GLOO;
   }
   if (smoke) {
     facts.smoke_requested = true;

@@ -36,6 +36,7 @@ std::string environment_report() {
   facts.detkit_torch.cudnn_version = info.cudnn_version;
   facts.detkit_torch.archs = diag::archs_from_nvcc_flags(info.cuda_arch_flags);
   facts.detkit_torch.device_count = info.device_count;
+  facts.detkit_torch.gloo = DETKIT_BUILT_WITH_GLOO;
   const auto findings = diag::evaluate_rules(facts, diag::compat_tables());
   for (const auto& f : findings)
     if (f.severity == diag::Severity::error) log_warn("environment: ", f.title, " (see 'detkit doctor')");

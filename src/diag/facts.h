@@ -25,6 +25,7 @@ struct SystemFacts {
   uint64_t shm_total = 0;      // size of /dev/shm (0: unknown); PyTorch-style loaders pass tensors through it
   bool container = false;      // /.dockerenv, /run/.containerenv, or docker/kubepods in /proc/1/cgroup
   bool wsl = false;            // "microsoft" in /proc/version
+  std::vector<std::string> net_interfaces;  // names in /sys/class/net (NCCL_SOCKET_IFNAME must match one)
 };
 
 struct GpuProcess {
@@ -111,6 +112,7 @@ struct DetkitTorchFacts {
   std::string cudnn_version;  // "" when none
   std::vector<std::string> archs;  // sm_XY / compute_XY from the NVCC flags
   int device_count = 0;       // CUDA devices LibTorch sees
+  bool gloo = false;          // built with c10d's Gloo backend: distributed training (detkit train --nproc, torchrun)
 };
 
 // One `--smoke` run on one device, as the child process reported it (or died).

@@ -27,7 +27,8 @@ const std::vector<std::string>& relevant_env_names() {
       "LD_LIBRARY_PATH", "LD_PRELOAD", "PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_NO_CUDA_MEMORY_CACHING",
       "CUDA_LAUNCH_BLOCKING", "CUDA_MODULE_LOADING", "TORCH_CUDA_ARCH_LIST", "TF_FORCE_GPU_ALLOW_GROWTH",
       "TF_GPU_ALLOCATOR", "TF_CPP_MIN_LOG_LEVEL", "TF_CPP_MAX_VLOG_LEVEL", "XLA_FLAGS", "NCCL_DEBUG",
-      "NCCL_SOCKET_IFNAME", "NCCL_IB_DISABLE", "NCCL_P2P_DISABLE", "OMP_NUM_THREADS", "DETKIT_THREADS",
+      "NCCL_SOCKET_IFNAME", "NCCL_IB_DISABLE", "NCCL_P2P_DISABLE", "NCCL_SHM_DISABLE", "GLOO_SOCKET_IFNAME",
+      "MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "OMP_NUM_THREADS", "DETKIT_THREADS",
       "DETKIT_TORCH_PLUGIN", "VIRTUAL_ENV", "CONDA_PREFIX"};
   return names;
 }
@@ -154,6 +155,8 @@ SystemFacts probe_system(const System& sys, const fs::path& disk_path) {
                 cgroup.find("docker") != std::string::npos || cgroup.find("kubepods") != std::string::npos ||
                 cgroup.find("containerd") != std::string::npos;
   s.wsl = to_lower(sys.read("/proc/version")).find("microsoft") != std::string::npos;
+  for (const auto& entry : list_dir(sys.host("/sys/class/net"))) s.net_interfaces.push_back(entry.filename().string());
+  std::sort(s.net_interfaces.begin(), s.net_interfaces.end());
   return s;
 }
 

@@ -113,6 +113,16 @@ std::string render_report(const Facts& f, const std::vector<Finding>& findings) 
     if (!fw.pip_cudnn.empty()) out << "    nvidia-cudnn wheel: " << fw.pip_cudnn << "\n";
   }
 
+  out << "\ndistributed training\n";
+  if (dt.loaded)
+    out << "  detkit:  " << (dt.gloo ? "Gloo backend built in (detkit train --nproc N, torchrun)" : "no Gloo backend in this build")
+        << "\n";
+  std::vector<std::string> nccl;
+  for (const auto& lib : f.libraries)
+    if (lib.family == "nccl") nccl.push_back(lib.soname + " " + or_unknown(lib.version) + " in " + lib.dir);
+  out << "  NCCL:    " << (nccl.empty() ? std::string("not found") : join(nccl, "; ")) << "\n";
+  if (!f.system.net_interfaces.empty()) out << "  network: " << join(f.system.net_interfaces, ", ") << "\n";
+
   if (f.smoke_requested) {
     out << "\nsmoke test\n";
     if (f.smoke.empty()) out << "  nothing ran\n";
@@ -145,7 +155,8 @@ std::string report_to_json(const Facts& f, const std::vector<Finding>& findings)
   const auto& s = f.system;
   facts["system"] = {{"os", s.os}, {"kernel", s.kernel}, {"cpu_model", s.cpu_model}, {"cpu_count", s.cpu_count},
                      {"ram_total", s.ram_total}, {"ram_available", s.ram_available}, {"disk_path", s.disk_path},
-                     {"disk_free", s.disk_free}, {"shm_total", s.shm_total}, {"container", s.container}, {"wsl", s.wsl}};
+                     {"disk_free", s.disk_free}, {"shm_total", s.shm_total}, {"container", s.container}, {"wsl", s.wsl},
+                     {"net_interfaces", s.net_interfaces}};
   const auto& d = f.driver;
   facts["driver"] = {{"version", driver_version(f)}, {"kernel_module", d.kernel_module}, {"kernel_version", d.kernel_version},
                      {"open_kernel_module", d.open_kernel_module}, {"pci_gpus", d.pci_gpus}, {"nvml_loaded", d.nvml_loaded},
@@ -178,7 +189,7 @@ std::string report_to_json(const Facts& f, const std::vector<Finding>& findings)
   const auto& dt = f.detkit_torch;
   facts["detkit_libtorch"] = {{"built_with", dt.built_with}, {"probed", dt.probed}, {"loaded", dt.loaded}, {"error", dt.error},
                               {"version", dt.version}, {"cuda", dt.cuda_version}, {"cudnn", dt.cudnn_version},
-                              {"archs", dt.archs}, {"device_count", dt.device_count}};
+                              {"archs", dt.archs}, {"device_count", dt.device_count}, {"gloo", dt.gloo}};
   facts["python_site_dirs"] = f.python_site_dirs;
   J fws = J::array();
   for (const auto& fw : f.frameworks)

@@ -639,7 +639,62 @@ struct Rules {
       add("resources.small-shm", Severity::warning, cat("/dev/shm is only ", format_bytes(s.shm_total)),
           "Data-loader workers pass batches through shared memory; too little gives 'Bus error' or killed workers "
           "(Docker's default is 64 MiB).",
-          "start the container with --shm-size=8g (or --ipc=host), or use fewer loader workers");
+          cat("start the container with --shm-size=8g (or --ipc=host), or use fewer loader workers",
+              f.gpus.size() >= 2 ? "; NCCL also keeps its buffers between GPUs of this machine there" : ""));
+  }
+
+  // Multi-process training: detkit's Gloo, and the NCCL settings that commonly break or slow PyTorch's.
+  void distributed() {
+    const auto& dt = f.detkit_torch;
+    if (dt.loaded && !dt.gloo)
+      add("distributed.no-gloo", Severity::info, "this build of detkit cannot train with several processes",
+          "It was built without c10d's Gloo backend, so 'detkit train --nproc N' and torchrun jobs stop at the start.",
+          "install libgloo-dev (Debian) and rebuild detkit (make build), or build it against a LibTorch 2.x");
+    const auto set_to_one = [&](const char* name) {
+      const std::string* v = f.env_value(name);
+      return v && trim(*v) == "1";
+    };
+    const bool several_gpus = f.gpus.size() >= 2;
+    if (set_to_one("NCCL_P2P_DISABLE"))
+      add("distributed.nccl-p2p-disabled", several_gpus ? Severity::warning : Severity::info,
+          "NCCL_P2P_DISABLE=1: GPUs exchange gradients through host memory",
+          "Peer-to-peer copies (NVLink, PCIe) are off, so every all-reduce between GPUs of this machine goes through "
+          "the CPU; multi-GPU training is slower.",
+          "unset NCCL_P2P_DISABLE unless NCCL hangs without it here (some consumer GPUs and virtual machines lack P2P)");
+    if (set_to_one("NCCL_IB_DISABLE"))
+      add("distributed.nccl-ib-disabled", Severity::info, "NCCL_IB_DISABLE=1: NCCL does not use InfiniBand",
+          "Jobs across machines exchange gradients over TCP sockets; on one machine it does not matter.",
+          "unset NCCL_IB_DISABLE on clusters with InfiniBand or RoCE");
+    for (const char* name : {"NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME"}) {
+      const std::string* v = f.env_value(name);
+      if (!v || f.system.net_interfaces.empty()) continue;
+      // NCCL: a comma-separated list of name prefixes, exact names when it starts with '=', names to avoid
+      // when it starts with '^' (not checked). Gloo: exact names.
+      std::string list = trim(*v);
+      if (list.empty() || list[0] == '^') continue;
+      const bool exact = list[0] == '=' || std::string(name) == "GLOO_SOCKET_IFNAME";
+      if (list[0] == '=') list = list.substr(1);
+      std::vector<std::string> missing;
+      for (std::string item : split(list, ',')) {
+        item = trim(item);
+        if (item.empty()) continue;
+        const bool found = std::any_of(f.system.net_interfaces.begin(), f.system.net_interfaces.end(),
+                                       [&](const std::string& i) { return exact ? i == item : starts_with(i, item); });
+        if (!found) missing.push_back(item);
+      }
+      if (!missing.empty())
+        add("distributed.no-such-interface", Severity::warning,
+            cat(name, " names network interfaces this machine does not have: ", join(missing, ", ")),
+            cat(name, "='", *v, "'; the interfaces here are ", join(f.system.net_interfaces, ", "),
+                ". The process group cannot bind its sockets: NCCL or Gloo fail with 'no socket interface found' or "
+                "'Unable to find address'."),
+            cat("set ", name, " to one of: ", join(f.system.net_interfaces, ", "), " (or unset it)"));
+    }
+    if (several_gpus && !std::any_of(f.libraries.begin(), f.libraries.end(), [](const LibraryFile& l) { return l.family == "nccl"; }))
+      add("distributed.no-nccl", Severity::info, cat("no NCCL library found for the ", f.gpus.size(), " GPUs"),
+          "PyTorch's multi-GPU training (backend 'nccl') needs libnccl.so.2; pip torch wheels bring their own "
+          "(nvidia-nccl-cu12), system LibTorch builds need it installed. detkit's own ranks use Gloo.",
+          "install NCCL (Debian/Ubuntu: libnccl2 from NVIDIA's repository) or use a pip torch wheel");
   }
 
   void smoke() {
@@ -710,6 +765,7 @@ std::vector<Finding> evaluate_rules(const Facts& facts, const CompatTables& tabl
   r.environment_variables();
   r.toolkit_targets();
   r.resources();
+  r.distributed();
   r.smoke();
   // Without a GPU or driver, missing GPU libraries cannot break anything yet: the frameworks run on the CPU.
   // They stay in the report (they will matter once a GPU is added) as warnings, so a CPU machine passes.

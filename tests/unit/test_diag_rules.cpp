@@ -539,6 +539,52 @@ TEST(DiagRules, LowDiskAndSmallSharedMemory) {
   EXPECT_CONTAINS(find(fs, "resources.small-shm")->remedy, "--shm-size=8g");
 }
 
+// ---- distributed training ---------------------------------------------------------------------------
+
+TEST(DiagRules, DistributedTrainingPitfalls) {
+  Facts f = gpu_machine("550.54.14", {gpu(0, "NVIDIA A10", 8, 6), gpu(1, "NVIDIA A10", 8, 6)});
+  f.detkit_torch.loaded = true;
+  f.detkit_torch.gloo = false;
+  f.system.net_interfaces = {"docker0", "eth0", "lo"};
+  f.env = {{"NCCL_P2P_DISABLE", "1"}, {"NCCL_IB_DISABLE", "1"}, {"NCCL_SOCKET_IFNAME", "ib0,eth"},
+           {"GLOO_SOCKET_IFNAME", "eth"}};
+  f.system.shm_total = 64ull << 20;
+  const auto fs = run(f);
+  const auto gloo = find(fs, "distributed.no-gloo");
+  ASSERT_TRUE(gloo);
+  EXPECT_EQ(gloo->title, "this build of detkit cannot train with several processes");
+  EXPECT_CONTAINS(gloo->remedy, "install libgloo-dev");
+  const auto p2p = find(fs, "distributed.nccl-p2p-disabled");
+  ASSERT_TRUE(p2p);
+  EXPECT_EQ(p2p->severity, Severity::warning);  // two GPUs: it costs speed here
+  EXPECT_CONTAINS(p2p->remedy, "unset NCCL_P2P_DISABLE");
+  ASSERT_TRUE(find(fs, "distributed.nccl-ib-disabled"));
+  // NCCL takes name prefixes (eth matches eth0, ib0 matches nothing); Gloo exact names (eth is none).
+  ASSERT_EQ(count(fs, "distributed.no-such-interface"), 2);
+  std::vector<std::string> titles;
+  for (const auto& fi : fs)
+    if (fi.id == "distributed.no-such-interface") titles.push_back(fi.title);
+  EXPECT_EQ(titles[0], "NCCL_SOCKET_IFNAME names network interfaces this machine does not have: ib0");
+  EXPECT_EQ(titles[1], "GLOO_SOCKET_IFNAME names network interfaces this machine does not have: eth");
+  EXPECT_CONTAINS(find(fs, "distributed.no-such-interface")->remedy,
+                  "set NCCL_SOCKET_IFNAME to one of: docker0, eth0, lo (or unset it)");
+  // '^' lists interfaces to avoid and '=' exact names.
+  f.env = {{"NCCL_SOCKET_IFNAME", "^docker,lo"}, {"GLOO_SOCKET_IFNAME", "eth0"}};
+  EXPECT_EQ(count(run(f), "distributed.no-such-interface"), 0);
+  f.env = {{"NCCL_SOCKET_IFNAME", "=eth"}};
+  EXPECT_EQ(count(run(f), "distributed.no-such-interface"), 1);
+  const auto nccl = find(fs, "distributed.no-nccl");
+  ASSERT_TRUE(nccl);
+  EXPECT_EQ(nccl->title, "no NCCL library found for the 2 GPUs");
+  EXPECT_CONTAINS(find(fs, "resources.small-shm")->remedy, "NCCL also keeps its buffers");
+
+  // One GPU, Gloo built in, NCCL installed, nothing set: nothing to say.
+  Facts quiet = gpu_machine("550.54.14", {gpu(0, "NVIDIA A10", 8, 6)});
+  quiet.detkit_torch.loaded = quiet.detkit_torch.gloo = true;
+  quiet.system.net_interfaces = {"eth0", "lo"};
+  for (const auto& fi : run(quiet)) EXPECT_NE(fi.id.rfind("distributed.", 0), 0u) << fi.id;
+}
+
 // ---- smoke ----------------------------------------------------------------------------------------
 
 TEST(DiagRules, SmokeOutcomesBecomeFindings) {

@@ -89,7 +89,7 @@ LaunchResult launch_local_ranks(const std::vector<std::string>& argv, const Laun
   std::vector<pid_t> pids;
   const auto kill_all = [&](int signal) {
     for (pid_t pid : pids)
-      if (pid > 0) ::kill(pid, signal);
+      if (pid > 0) ::kill(-pid, signal);
   };
   for (int64_t rank = 0; rank < options.nproc; ++rank) {
     std::vector<std::string> env = base;
@@ -118,6 +118,7 @@ LaunchResult launch_local_ranks(const std::vector<std::string>& argv, const Laun
       throw RunError({cat("could not start rank ", rank, " of ", options.nproc), std::strerror(error),
                       "free memory or processes (ulimit -u), or start fewer ranks"});
     }
+    ::setpgid(pid, pid);  // also here, so a signal sent right away finds the group
     pids.push_back(pid);
   }
   log_info("started ", options.nproc, " ranks (pids ", [&] {
@@ -136,7 +137,7 @@ LaunchResult launch_local_ranks(const std::vector<std::string>& argv, const Laun
     if (const int signal = g_forward_signal.exchange(0)) {
       log_warn("passing ", signal == SIGINT ? "Ctrl-C" : "SIGTERM", " on to every rank");
       for (std::size_t r = 0; r < pids.size(); ++r)
-        if (result.rank_exit_codes[r] < 0) ::kill(pids[r], signal);
+        if (result.rank_exit_codes[r] < 0) ::kill(-pids[r], signal);
     }
     int status = 0;
     const pid_t done = ::waitpid(-1, &status, WNOHANG);
@@ -162,12 +163,12 @@ LaunchResult launch_local_ranks(const std::vector<std::string>& argv, const Laun
       if (!termed && waited > options.grace_seconds) {
         log_warn("ranks still running ", options.grace_seconds, " s after ", result.failure, ": sending SIGTERM");
         for (std::size_t r = 0; r < pids.size(); ++r)
-          if (result.rank_exit_codes[r] < 0) ::kill(pids[r], SIGTERM);
+          if (result.rank_exit_codes[r] < 0) ::kill(-pids[r], SIGTERM);
         termed = true;
         termed_at = clock::now();
       } else if (termed && clock::now() - termed_at > std::chrono::seconds(10)) {
         for (std::size_t r = 0; r < pids.size(); ++r)
-          if (result.rank_exit_codes[r] < 0) ::kill(pids[r], SIGKILL);
+          if (result.rank_exit_codes[r] < 0) ::kill(-pids[r], SIGKILL);
       }
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -26,7 +26,8 @@ struct LaunchResult {
 };
 
 // Starts `argv` (argv[0] a path) `nproc` times with the torchrun variables set, each rank in its own
-// process group: a Ctrl-C (SIGINT) or SIGTERM to this process is passed on to every rank once. Waits for
+// process group: a Ctrl-C (SIGINT) or SIGTERM to this process is passed on to every rank's group once
+// (signals go to the whole group, so a rank's own children stop with it). Waits for
 // all. When a rank fails, the others normally fail at their next collective within seconds; any still
 // running after grace_seconds are sent SIGTERM, then SIGKILL 10 s later. Throws RunError when a rank
 // cannot be started; never leaves a rank running when it returns.

@@ -364,6 +364,14 @@ BatchOutcome Trainer::train_batch(const augment::Batch& batch, int64_t iteration
     const int64_t pieces = std::min(split_, fewest_images);
     const bool oom = pieces > 0 &&
                      out_of_memory_in("training step", [&] { outcome = run_chunks(images, targets, pieces, iteration, attempt); });
+    if (oom && group_ && config_.sync_bn)
+      // The other ranks are inside this pass's SyncBatchNorm collectives, which this rank left: there is no
+      // common point to retry from, so the job stops (the others' next collective fails at once).
+      throw OutOfMemoryError({cat("rank ", group_->rank(), " ran out of memory in a training step with sync_bn=true"),
+                              "with SyncBatchNorm every rank's forward and backward pass joins collectives, so the "
+                              "ranks cannot redo the step in smaller passes together",
+                              "lower batch (or imgsz) and resume, or set sync_bn=false: then an out-of-memory step is "
+                              "redone on every rank in smaller passes"});
     bool any_oom = oom, any_non_finite = !oom && outcome == BatchOutcome::non_finite;
     int64_t oom_ranks = oom ? 1 : 0;
     if (group_) {

@@ -1404,6 +1404,14 @@ class Distributed(unittest.TestCase):
         self.assertIn("out of memory on 1 of 2 ranks with a micro-batch of 4 images: retrying the step on every rank with 2",
                       events[0]["message"])
 
+    def test_out_of_memory_with_sync_bn_stops_the_job_with_the_reason(self):
+        p = self.train("oom-sync", "epochs=2", "batch=4", "sync_bn=true", "inject_oom=3", "inject_rank=1", "--nproc", "2",
+                       check=None)
+        self.assertNotEqual(p.returncode, 0, p.stderr)
+        self.assertIn("error: rank 1 ran out of memory in a training step with sync_bn=true", p.stderr)
+        self.assertIn("fix: lower batch (or imgsz) and resume, or set sync_bn=false", p.stderr)
+        self.assertRegex(p.stderr, r"exit codes by rank: \d+ 5\)")  # 5: out of memory
+
     def test_ctrl_c_stops_every_rank_and_resume_works_with_another_world_size(self):
         p = self.popen("stopped", "epochs=20", "batch=4", "--nproc", "2")
         self.read_until(p, "epoch 2/")

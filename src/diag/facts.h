@@ -26,6 +26,7 @@ struct SystemFacts {
   bool container = false;      // /.dockerenv, /run/.containerenv, or docker/kubepods in /proc/1/cgroup
   bool wsl = false;            // "microsoft" in /proc/version
   std::vector<std::string> net_interfaces;  // names in /sys/class/net (NCCL_SOCKET_IFNAME must match one)
+  std::string blas_library;    // the file /usr/lib/<multiarch>/libblas.so.3 resolves to (Debian's alternatives); ""
 };
 
 struct GpuProcess {

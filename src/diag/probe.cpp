@@ -156,6 +156,19 @@ SystemFacts probe_system(const System& sys, const fs::path& disk_path) {
                 cgroup.find("containerd") != std::string::npos;
   s.wsl = to_lower(sys.read("/proc/version")).find("microsoft") != std::string::npos;
   for (const auto& entry : list_dir(sys.host("/sys/class/net"))) s.net_interfaces.push_back(entry.filename().string());
+  // libblas.so.3 through its symbolic links (/etc/alternatives), each absolute target read inside root.
+  for (const char* dir : {"/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib"}) {
+    std::string logical = std::string(dir) + "/libblas.so.3";
+    if (!sys.exists(logical)) continue;
+    for (int hop = 0; hop < 16; ++hop) {
+      std::error_code link_error;
+      const fs::path target = fs::read_symlink(sys.host(logical), link_error);
+      if (link_error) break;
+      logical = (target.is_absolute() ? target : fs::path(logical).parent_path() / target).lexically_normal().string();
+    }
+    s.blas_library = logical;
+    break;
+  }
   std::sort(s.net_interfaces.begin(), s.net_interfaces.end());
   return s;
 }

@@ -60,6 +60,7 @@ std::string render_report(const Facts& f, const std::vector<Finding>& findings) 
   out << "  memory:  " << format_bytes(s.ram_total) << " (" << format_bytes(s.ram_available) << " available)";
   if (s.shm_total) out << ", /dev/shm " << format_bytes(s.shm_total);
   out << "\n  disk:    " << format_bytes(s.disk_free) << " free at " << s.disk_path << "\n";
+  if (!s.blas_library.empty()) out << "  BLAS:    " << s.blas_library << "\n";
 
   out << "\nNVIDIA driver and GPUs\n";
   out << "  driver:  " << driver_summary(f) << "\n";
@@ -156,7 +157,7 @@ std::string report_to_json(const Facts& f, const std::vector<Finding>& findings)
   facts["system"] = {{"os", s.os}, {"kernel", s.kernel}, {"cpu_model", s.cpu_model}, {"cpu_count", s.cpu_count},
                      {"ram_total", s.ram_total}, {"ram_available", s.ram_available}, {"disk_path", s.disk_path},
                      {"disk_free", s.disk_free}, {"shm_total", s.shm_total}, {"container", s.container}, {"wsl", s.wsl},
-                     {"net_interfaces", s.net_interfaces}};
+                     {"net_interfaces", s.net_interfaces}, {"blas_library", s.blas_library}};
   const auto& d = f.driver;
   facts["driver"] = {{"version", driver_version(f)}, {"kernel_module", d.kernel_module}, {"kernel_version", d.kernel_version},
                      {"open_kernel_module", d.open_kernel_module}, {"pci_gpus", d.pci_gpus}, {"nvml_loaded", d.nvml_loaded},

@@ -631,6 +631,14 @@ struct Rules {
 
   void resources() {
     const auto& s = f.system;
+    // Debian's libblas3 installs netlib's reference BLAS in .../blas/; OpenBLAS and BLIS install in
+    // .../openblas-*/ and .../blis-*/.
+    if (s.blas_library.find("/blas/libblas.so") != std::string::npos)
+      add("resources.reference-blas", Severity::warning, "the system BLAS is netlib's reference implementation",
+          cat("libblas.so.3 is ", s.blas_library, ". Debian's LibTorch (libtorch-dev) and numpy call it for matrix "
+              "products: single-threaded training, 1x1 convolutions and matmul run about 15x slower than with OpenBLAS "
+              "(a 1x1 convolution's forward and backward: 119 ms against 8 ms on one core)."),
+          "apt-get install libopenblas0-openmp (it becomes the libblas.so.3 alternative; no rebuild needed)");
     if (s.disk_free > 0 && static_cast<double>(s.disk_free) < t.min_disk_free_gib * 1024.0 * 1024 * 1024)
       add("resources.low-disk", Severity::warning, cat("only ", format_bytes(s.disk_free), " free on ", s.disk_path),
           "Checkpoints, caches and run directories need room; a full disk fails a run at its next save.",

@@ -168,6 +168,14 @@ class FakeGpuMachine : public ::testing::Test {
     t.link("/usr/lib/x86_64-linux-gnu/libnccl.so.2", "libnccl.so.2.18.3");
     t.write("/usr/lib/x86_64-linux-gnu/libcuda.so.520.61.05", "");
     t.link("/usr/lib/x86_64-linux-gnu/libcuda.so.1", "libcuda.so.520.61.05");
+    // Debian's alternatives: libblas.so.3 -> /etc/alternatives/... -> the reference BLAS (absolute links, read
+    // inside the tree); and two network interfaces.
+    t.write("/usr/lib/x86_64-linux-gnu/blas/libblas.so.3.11.0", "");
+    t.link("/usr/lib/x86_64-linux-gnu/blas/libblas.so.3", "libblas.so.3.11.0");
+    t.link("/etc/alternatives/libblas.so.3-x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu/blas/libblas.so.3");
+    t.link("/usr/lib/x86_64-linux-gnu/libblas.so.3", "/etc/alternatives/libblas.so.3-x86_64-linux-gnu");
+    t.write("/sys/class/net/eth0/operstate", "up\n");
+    t.write("/sys/class/net/lo/operstate", "unknown\n");
     // A virtualenv with torch 2.5.1+cu124 (and its pip cuDNN) and TensorFlow 2.15.
     const std::string site = "/home/ada/venv/lib/python3.11/site-packages";
     t.write("/home/ada/venv/pyvenv.cfg", "home = /usr/bin\ninclude-system-site-packages = false\nversion = 3.11.2\n");
@@ -208,6 +216,8 @@ TEST_F(FakeGpuMachine, GathersSystemDriverAndGpuFacts) {
   EXPECT_EQ(f.system.cpu_model, "Intel(R) Xeon(R) Gold 6338");
   EXPECT_EQ(f.system.ram_total, 263842196ull * 1024);
   EXPECT_GT(f.system.disk_free, 0u);
+  EXPECT_EQ(f.system.blas_library, "/usr/lib/x86_64-linux-gnu/blas/libblas.so.3.11.0");
+  EXPECT_EQ(f.system.net_interfaces, (std::vector<std::string>{"eth0", "lo"}));
   EXPECT_TRUE(f.driver.kernel_module);
   EXPECT_EQ(f.driver.kernel_version, "520.61.05");
   EXPECT_EQ(f.driver.pci_gpus, std::vector<std::string>{"0000:3b:00.0"});

@@ -539,6 +539,18 @@ TEST(DiagRules, LowDiskAndSmallSharedMemory) {
   EXPECT_CONTAINS(find(fs, "resources.small-shm")->remedy, "--shm-size=8g");
 }
 
+TEST(DiagRules, ReferenceBlasIsAWarningOpenBlasIsNot) {
+  Facts f;
+  f.system.blas_library = "/usr/lib/x86_64-linux-gnu/blas/libblas.so.3";
+  const auto x = find(run(f), "resources.reference-blas");
+  ASSERT_TRUE(x);
+  EXPECT_EQ(x->severity, Severity::warning);
+  EXPECT_CONTAINS(x->detail, "libblas.so.3 is /usr/lib/x86_64-linux-gnu/blas/libblas.so.3");
+  EXPECT_EQ(x->remedy, "apt-get install libopenblas0-openmp (it becomes the libblas.so.3 alternative; no rebuild needed)");
+  f.system.blas_library = "/usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3";
+  EXPECT_FALSE(find(run(f), "resources.reference-blas"));
+}
+
 // ---- distributed training ---------------------------------------------------------------------------
 
 TEST(DiagRules, DistributedTrainingPitfalls) {

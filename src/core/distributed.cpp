@@ -46,6 +46,10 @@ DistributedEnv distributed_env_from(const std::function<const char*(const char*)
     throw ConfigError({cat("LOCAL_RANK=", env.local_rank, " is negative"), "", "set LOCAL_RANK to this process's index on its machine"});
   if (const char* addr = lookup("MASTER_ADDR"); addr && *addr) env.master_addr = addr;
   env.master_port = integer(lookup, "MASTER_PORT", env.master_port);
+  if (const char* agent = lookup("TORCHELASTIC_USE_AGENT_STORE"); agent && std::string(agent) == "True") {
+    env.agent_store = true;
+    env.restart_count = integer(lookup, "TORCHELASTIC_RESTART_COUNT", 0);
+  }
   if (env.master_port < 1 || env.master_port > 65535)
     throw ConfigError({cat("MASTER_PORT=", env.master_port, " is not a TCP port"), "", "set MASTER_PORT to a free port in 1..65535, e.g. 29500"});
   return env;

@@ -7,6 +7,7 @@
 //   LOCAL_RANK   the rank on this machine (which GPU to use); defaults to RANK
 //   MASTER_ADDR  host of rank 0's rendezvous store (default 127.0.0.1)
 //   MASTER_PORT  its TCP port (default 29500)
+//   TORCHELASTIC_USE_AGENT_STORE, TORCHELASTIC_RESTART_COUNT  set by torchrun (below)
 #pragma once
 
 #include <cstdint>
@@ -21,6 +22,10 @@ struct DistributedEnv {
   int64_t local_rank = 0;                 // rank on this machine (selects cuda:local_rank)
   std::string master_addr = "127.0.0.1";  // rank 0's rendezvous store
   int64_t master_port = 29500;            // its TCP port
+  // torchrun (TORCHELASTIC_USE_AGENT_STORE=True): its agent already serves the store at MASTER_ADDR:PORT, so
+  // every rank connects as a client, under the key prefix /worker/attempt_<TORCHELASTIC_RESTART_COUNT>.
+  bool agent_store = false;
+  int64_t restart_count = 0;
 
   bool active() const { return world_size > 1; }
   bool is_main() const { return rank == 0; }  // the rank that writes files and logs progress

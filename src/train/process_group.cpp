@@ -10,6 +10,7 @@
 
 #if defined(DETKIT_WITH_GLOO)
 #include <torch/csrc/distributed/c10d/FileStore.hpp>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #endif
@@ -66,11 +67,15 @@ std::unique_ptr<ProcessGroup> ProcessGroup::connect(const DistributedEnv& env, s
   try {
     c10d::TCPStoreOptions o;
     o.port = static_cast<std::uint16_t>(env.master_port);
-    o.isServer = env.rank == 0;
+    o.isServer = env.rank == 0 && !env.agent_store;  // under torchrun its agent serves the store
     o.numWorkers = static_cast<std::size_t>(env.world_size);
     o.waitWorkers = true;
     o.timeout = timeout;
     impl->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, o);
+    // The keys of this attempt, as torch.distributed's workers name them under torchrun (a restarted job
+    // must not read the last attempt's).
+    if (env.agent_store)
+      impl->store = c10::make_intrusive<c10d::PrefixStore>(cat("/worker/attempt_", env.restart_count), impl->store);
     impl->group = make_group(impl->store, env.rank, env.world_size, timeout);
   } catch (const std::exception& e) {
     throw RunError({cat("rank ", env.rank, " of ", env.world_size, " could not join the job at ", env.master_addr, ":", env.master_port),

@@ -1426,6 +1426,35 @@ class Distributed(unittest.TestCase):
         self.assertEqual(m["epochs_completed"], 20)
         self.assertEqual(m["samples_seen"], 20 * 40)  # every sample once per epoch across the change
 
+    def test_runs_under_pytorchs_own_launcher(self):
+        """torchrun's machinery (Debian's torch.distributed elastic agent; Debian's `torchrun` command itself fails
+        on Python 3.11 before starting anything): its agent serves the rendezvous store and starts the ranks."""
+        try:
+            import torch.distributed.launcher.api  # noqa: F401
+        except ImportError:
+            self.skipTest("python3-torch is not installed (scripts/bootstrap installs it)")
+        script = (
+            "import sys, uuid\n"
+            "from torch.distributed.launcher.api import LaunchConfig, elastic_launch\n"
+            "from torch.distributed.elastic.multiprocessing import Std\n"
+            "c = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=2, run_id=str(uuid.uuid4()), rdzv_backend='static',\n"
+            "                 rdzv_endpoint='127.0.0.1:' + sys.argv[1], rdzv_configs={'rank': 0}, max_restarts=0,\n"
+            "                 monitor_interval=1, redirects=Std.NONE, tee=Std.NONE, start_method='spawn')\n"
+            "elastic_launch(c, entrypoint=sys.argv[2])(*sys.argv[3:])\n")
+        import socket
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        env = dict(os.environ, DETKIT_THREADS="1")
+        env.pop("DETKIT_TORCH_PLUGIN", None)
+        p = subprocess.run(["/usr/bin/python3", "-c", script, str(port), DETKIT, "train", self.data,
+                            f"project={self.root / 'runs'}", "name=torchrun", *self.RECIPE, "epochs=1", "batch=4", "--json"],
+                           capture_output=True, text=True, env=env, timeout=240)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(f"[rank 0] info: distributed training: 2 ranks (Gloo) through 127.0.0.1:{port}", p.stderr)
+        self.assertEqual(self.metrics("torchrun")["samples_seen"], 40)
+        self.assertEqual(self.metrics("torchrun")["optimizer_steps"], 5)
+
     def test_refusals(self):
         p = self.train("nested", "epochs=1", "batch=4", "--nproc", "2", env={"WORLD_SIZE": "2", "RANK": "0"}, check=2)
         self.assertIn("error: --nproc starts ranks itself, but this process already is one", p.stderr)

@@ -51,5 +51,15 @@ TEST(DistributedEnv, BadValuesNameTheVariable) {
   EXPECT_THROW_WITH(parse({{"WORLD_SIZE", "2"}, {"RANK", "0"}, {"LOCAL_RANK", "-1"}}), ConfigError, "LOCAL_RANK=-1", "");
 }
 
+// torchrun's agent serves the store itself and tells the workers so.
+TEST(DistributedEnv, ReadsTorchrunAgentStore) {
+  DistributedEnv env = parse({{"RANK", "1"}, {"WORLD_SIZE", "2"}, {"TORCHELASTIC_USE_AGENT_STORE", "True"},
+                              {"TORCHELASTIC_RESTART_COUNT", "3"}});
+  EXPECT_TRUE(env.agent_store);
+  EXPECT_EQ(env.restart_count, 3);
+  env = parse({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"TORCHELASTIC_USE_AGENT_STORE", "False"}});
+  EXPECT_FALSE(env.agent_store);
+}
+
 }  // namespace
 }  // namespace detkit

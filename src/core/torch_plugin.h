@@ -59,6 +59,28 @@ struct ModelInfo {
   std::vector<std::vector<int64_t>> grids;    // [H, W] of each level at the given imgsz
 };
 
+// `detkit model speed`: the training step alone (train/plan.h measure_training_speed).
+struct TrainingSpeedRequest {
+  std::string model = "yolo-n";
+  int64_t classes = 80;
+  bool stride4 = false;
+  int64_t imgsz = 640;
+  int64_t batch = 16;
+  int64_t steps = 20;   // timed steps
+  int64_t warmup = 5;   // untimed steps first (allocator, cuDNN algorithm choice)
+  bool amp = false;     // autocast: bf16 where the GPU has it, else fp16; bf16 on the CPU
+  std::string device = "auto";
+};
+
+struct TrainingSpeedResult {
+  std::string device;         // "cuda:0", "cpu"
+  std::string precision;      // fp32, bf16, fp16
+  int64_t batch = 0, steps = 0;
+  double step_seconds = 0;    // mean over the timed steps
+  double images_per_second = 0;
+  uint64_t peak_memory = 0;   // bytes allocated at the peak of the timed steps (device, or host on the CPU)
+};
+
 struct AugmentPreviewRequest {
   const Dataset* dataset = nullptr;  // read by the caller; must stay alive during the call
   std::string split = "train";       // which split's images
@@ -334,6 +356,8 @@ class TorchPlugin {
   // Parameters, GFLOPs at imgsz x imgsz (batch 1) and output grids of a detector (`detkit model info`).
   // Throws UsageError for an unknown model, a bad imgsz or class count.
   virtual ModelInfo model_info(const std::string& model, int64_t classes, int64_t imgsz, bool stride4) = 0;
+  // Throws UsageError (bad imgsz or device), OutOfMemoryError.
+  virtual TrainingSpeedResult training_speed(const TrainingSpeedRequest& request) = 0;
 
   // Trains (src/train/trainer.h). Throws ConfigError/UsageError for a bad request, DataError for data
   // that cannot train, RunError when the guardrails give up, OutOfMemoryError when retries run out.

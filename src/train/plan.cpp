@@ -375,6 +375,52 @@ std::vector<StepMeasurement> measure_steps(const ProfileSpec& spec, const std::v
   return measure(spec, batches).steps;
 }
 
+TrainingSpeedResult measure_training_speed(const ProfileSpec& spec, int64_t batch, int64_t steps, int64_t warmup) {
+  DETKIT_ASSERT(batch >= 1 && steps >= 1 && warmup >= 0, "measure_training_speed needs a batch and steps");
+  const c10::Device device = normalised(spec.device);
+  return with_meter(device, [&](DeviceMeter& meter) {
+    Profiler profiler(spec);
+    models::YoloDetector ema_model(profiler.model()->options());
+    ema_model->to(device);
+    ema_model->eval();
+    torch::optim::SGD optimizer(profiler.params(), torch::optim::SGDOptions(1e-4).momentum(0.9).nesterov(true));
+    auto [images, targets] = profiler.batch(batch);
+    images = images.to(device);
+    targets = targets.to(device);
+    std::vector<at::Tensor> ema_params = ema_model->parameters(), params = profiler.model()->parameters();
+    // Reading a number back waits for the device, so the clock covers the queued work.
+    const auto wait_for_device = [&] { (void)params.front().sum().item<double>(); };
+    TrainingSpeedResult result;
+    clock_type::time_point start;
+    for (int64_t i = 0; i < warmup + steps; ++i) {
+      if (i == warmup) {
+        wait_for_device();
+        meter.reset_peak();
+        start = clock_type::now();
+      }
+      profiler.step(images, targets);
+      torch::NoGradGuard no_grad;
+      torch::nn::utils::clip_grad_norm_(profiler.params(), 10.0);
+      optimizer.step();
+      std::vector<at::Tensor> src;
+      for (const auto& p : params) src.push_back(p.detach());
+      at::_foreach_mul_(ema_params, 0.999);
+      at::_foreach_add_(ema_params, src, 0.001);
+      optimizer.zero_grad();
+    }
+    wait_for_device();
+    const double seconds = std::chrono::duration<double>(clock_type::now() - start).count();
+    result.device = device.str();
+    result.precision = !spec.amp ? "fp32" : (device.is_cuda() ? (profiler.bf16() ? "bf16" : "fp16") : "bf16");
+    result.batch = batch;
+    result.steps = steps;
+    result.step_seconds = seconds / static_cast<double>(steps);
+    result.images_per_second = static_cast<double>(batch * steps) / seconds;
+    result.peak_memory = static_cast<uint64_t>(std::max<int64_t>(0, meter.peak()));
+    return result;
+  });
+}
+
 uint64_t measure_training_peak(const ProfileSpec& spec, int64_t batch, bool ema) {
   const c10::Device device = normalised(spec.device);
   return with_meter(device, [&](DeviceMeter& meter) {

@@ -73,6 +73,13 @@ struct ProfileSpec {
 // first). Needs batches >= 1. Throws OutOfMemoryError when a step does not fit.
 std::vector<StepMeasurement> measure_steps(const ProfileSpec& spec, const std::vector<int64_t>& batches);
 
+// The speed of the training step alone, without the data pipeline: `steps` timed steps (after `warmup`
+// untimed ones) of forward (under autocast when spec.amp), loss, backward, gradient clipping, an SGD step
+// and the EMA update, on one batch of synthetic images and boxes that stays on the device. The rate the
+// data pipeline would have to feed (bench/gpu compares `detkit train`'s end-to-end rate with it). Throws
+// OutOfMemoryError when a step does not fit, UsageError for imgsz not a multiple of 32.
+TrainingSpeedResult measure_training_speed(const ProfileSpec& spec, int64_t batch, int64_t steps, int64_t warmup);
+
 // The full peak of a real training step, as the trainer runs it, from nothing: model, EMA copy,
 // optimizer, the forward/backward of `batch` images, gradient clipping, the optimizer step and the EMA
 // update (two steps, so the optimizer state exists). For checking plans (tests).

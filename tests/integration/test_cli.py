@@ -636,6 +636,22 @@ class Model(unittest.TestCase):
         self.assertEqual(p.returncode, 2)
         self.assertIn("not a positive multiple of 32", p.stderr)
 
+    def test_model_speed_measures_the_training_step(self):
+        r = json.loads(run("model", "speed", "--imgsz", "64", "--batch", "4", "--steps", "3", "--warmup", "1",
+                           "--classes", "3", "--json", check=0).stdout)
+        self.assertEqual((r["model"], r["imgsz"], r["device"], r["precision"], r["batch"], r["steps"]),
+                         ("yolo-n", 64, "cpu", "fp32", 4, 3))
+        self.assertAlmostEqual(r["images_per_second"], 4 / r["step_seconds"], delta=1e-6 * r["images_per_second"])
+        self.assertGreater(r["peak_memory_bytes"], 12_000_000)  # weights, gradients, momentum and EMA: 4 x 3M floats
+        out = run("model", "speed", "--imgsz", "64", "--batch", "2", "--steps", "1", "--amp", check=0).stdout
+        self.assertIn("yolo-n at 64 px on cpu, bf16, training step alone", out)
+        p = run("model", "speed", "--device", "cuda:7", "--imgsz", "64")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("error:", p.stderr)
+        p = run("model", "sped")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("use 'detkit model info' or 'detkit model speed'", p.stderr)
+
 
 class Interrupt(unittest.TestCase):
     def test_ctrl_c_stops_cleanly_and_leaves_no_partial_dataset(self):

@@ -132,6 +132,19 @@ class LibTorchPlugin final : public TorchPlugin {
     });
   }
 
+  TrainingSpeedResult training_speed(const TrainingSpeedRequest& request) override {
+    return guard_torch("measuring the training step", [&] {
+      train::ProfileSpec spec;
+      spec.model = request.model;
+      spec.classes = request.classes;
+      spec.stride4 = request.stride4;
+      spec.imgsz = request.imgsz;
+      spec.amp = request.amp;
+      spec.device = resolve_device(request.device);
+      return train::measure_training_speed(spec, request.batch, request.steps, request.warmup);
+    });
+  }
+
   AugmentPreviewResult augment_preview(const AugmentPreviewRequest& request) override {
     return guard_torch("making the augmentation preview", [&] { return augment::write_preview(request); });
   }

@@ -24,12 +24,17 @@ from the start of the epoch's loader iteration to the end of its last step (data
 evaluation). Also reported: the steady rate over the batches after the first `--warmup` batches of the run,
 and the CPU time per image of each epoch (this process and its reaped worker processes).
 
+On a GPU (`--device cuda`): the model, loss and optimizer run there, batches are copied from pinned
+memory, tensors the loss creates are made on the device (`with torch.device(...)`, torch 2.x), and
+`--amp bf16|fp16` runs forward and loss under autocast (fp16 with a GradScaler), as detkit's trainer does.
+
 usage: peer.py [--format yolo|voc] [--imgsz S] [--batch B] [--workers W] [--threads T] [--epochs E]
-               [--optimizer sgd|adamw] [--model yolo-n] DATA [SPLIT]
+               [--optimizer sgd|adamw] [--model yolo-n] [--device cpu|cuda] [--amp none|bf16|fp16] DATA [SPLIT]
   DATA: a YOLO data.yaml (`detkit synth --format yolo`) or a Pascal VOC directory.
 Prints one JSON line.
 """
 import argparse
+import contextlib
 import copy
 import json
 import math
@@ -396,6 +401,8 @@ def main():
     ap.add_argument("--warmup-epochs", type=float, default=3.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--check-params", type=int, default=0, help="fail unless the model has this many parameters")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    ap.add_argument("--amp", choices=["none", "bf16", "fp16"], default="none", help="autocast for forward and loss")
     a = ap.parse_args()
 
     torch.set_num_threads(a.threads)
@@ -408,7 +415,11 @@ def main():
         names = sorted({int(c) for _, boxes in records for c in boxes[:, 0]})
     classes = len(names)
 
-    model = Detector(a.model, classes)
+    device = torch.device(a.device)
+    on_device = (lambda: torch.device(device)) if device.type != "cpu" else contextlib.nullcontext
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(a.amp)
+    scaler = torch.cuda.amp.GradScaler() if a.amp == "fp16" else None
+    model = Detector(a.model, classes).to(device)
     params = sum(p.numel() for p in model.parameters())
     if a.check_params and params != a.check_params:
         sys.exit(f"parameter count {params} differs from detkit's {a.check_params}")
@@ -417,10 +428,12 @@ def main():
     decay = a.weight_decay * a.batch * accumulate / a.nominal_batch
     opt, trainable = build_optimizer(model, a.optimizer, a.lr0, a.momentum, decay)
     criterion = DetectionLoss(model.reg_max)
+    if device.type != "cpu":
+        criterion.bins = criterion.bins.to(device)
 
     dataset = Mosaic(records, a.imgsz)
     loader = torch.utils.data.DataLoader(dataset, batch_size=a.batch, shuffle=True, num_workers=a.workers,
-                                         collate_fn=collate)
+                                         collate_fn=collate, pin_memory=device.type == "cuda")
     nb = len(loader)
     sched = Schedule(a.lr0, 0.01, a.momentum, 0.8, 0.1, a.epochs,
                      min(round(a.warmup_epochs * nb), nb * a.epochs // 2))
@@ -438,18 +451,28 @@ def main():
                     group["momentum"] = sched.mom(it)
                 else:
                     group["betas"] = (sched.mom(it), group["betas"][1])
-            x = imgs.float().div_(255)
-            loss, terms = criterion(model(x), targets)
+            x = imgs.to(device, non_blocking=True).float().div_(255)
+            targets = targets.to(device, non_blocking=True)
+            autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
+            with on_device(), autocast:
+                loss, terms = criterion(model(x), targets)
             if not math.isfinite(loss.item()):
                 opt.zero_grad()
                 continue
-            loss.backward()
-            sums += terms * len(imgs)
+            (scaler.scale(loss) if scaler else loss).backward()
+            sums += terms.float().cpu() * len(imgs)
             images += len(imgs)
             accumulated += 1
             if accumulated >= accumulate or i + 1 == nb:
+                if scaler:
+                    scaler.unscale_(opt)
                 norm = nn.utils.clip_grad_norm_(trainable, 10.0)
-                if math.isfinite(norm):
+                if scaler:
+                    scaler.step(opt)  # skips the step itself when the gradients are not finite
+                    scaler.update()
+                    if math.isfinite(norm):
+                        ema.update(model)
+                elif math.isfinite(norm):
                     opt.step()
                     ema.update(model)
                 opt.zero_grad()
@@ -469,7 +492,7 @@ def main():
                       "batches_per_epoch": nb, "accumulate": accumulate, "steady_images_per_second": round(steady, 3),
                       "epochs": epochs, "seconds": round(time.perf_counter() - run_start, 1),
                       "torch": torch.__version__, "torchvision": torchvision.__version__, "PIL": Image.__version__,
-                      "threads": torch.get_num_threads(), "workers": a.workers}))
+                      "threads": torch.get_num_threads(), "workers": a.workers, "device": str(device), "amp": a.amp}))
 
 
 if __name__ == "__main__":

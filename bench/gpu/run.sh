@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # GPU training throughput (issue 19's benchmark; docs/benchmarks.md): for each model and precision, in one
 # run on one machine,
-#   model   the training step alone: `detkit model speed` (forward, loss, backward, clipping, SGD, EMA on
-#           one synthetic batch kept on the device; no data loading)
+#   model   the training step alone: `detkit model speed --channels-last` (forward, loss, backward,
+#           clipping, SGD, EMA on one synthetic batch kept on the device; no data loading), in the memory
+#           layout the trainer uses by default
 #   detkit  `detkit train` end to end on a synthetic dataset (decoding, augmentation, copies, the step):
 #           results.csv's images per second of the epochs after the first
 #   peer    the same model, loss, optimizer and augmentation recipe in this machine's Python torch
@@ -62,7 +63,7 @@ for model in $MODELS; do
 
     log "$model $precision: model step alone"
     if "$detkit" model speed --model "$model" --classes 3 --imgsz "$IMGSZ" --batch "$BATCH" --steps "$STEPS" \
-         --warmup 5 --device "$DEVICE" "${amp_flag[@]}" --json > "model-$model-$precision.json" 2> "model-$model-$precision.log"; then
+         --warmup 5 --device "$DEVICE" --channels-last "${amp_flag[@]}" --json > "model-$model-$precision.json" 2> "model-$model-$precision.log"; then
       record "$model" "$precision" model ok "model-$model-$precision.json"
     else
       record "$model" "$precision" model error "model-$model-$precision.log"

@@ -55,6 +55,7 @@ void RunConfig::visit(ConfigVisitor& v) {
   v.field("threads", threads, "intra-op CPU threads (0: one per core)", {0, 1024});
   v.field("seed", seed, "seed for every random number generator", {0, {}});
   v.field("amp", amp, "mixed precision on CUDA (bf16 where supported, else fp16)");
+  v.field("channels_last", channels_last, "weights and images in NHWC memory order (faster convolutions)");
   v.field("optimizer", optimizer, "optimizer", {"sgd", "adamw"});
   v.field("lr0", lr0, lr0_auto,
           "initial learning rate (0.01; 0.002 when starting from weights); auto: from a learning-rate range test (see lr_find)",

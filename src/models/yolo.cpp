@@ -324,6 +324,12 @@ std::vector<std::pair<std::string, std::string>> YoloDetectorImpl::export_graph(
 
 double YoloDetectorImpl::last_forward_flops() const { return flops_->flops; }
 
+void use_channels_last(YoloDetector& model) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : model->parameters())
+    if (p.dim() == 4) p.set_data(p.data().contiguous(at::MemoryFormat::ChannelsLast));
+}
+
 void YoloDetectorImpl::set_sync_batch_norm(std::shared_ptr<RankSum> ranks) { flops_->sync_bn = std::move(ranks); }
 
 ModelSummary summarize_model(const std::string& model, int64_t classes, int64_t imgsz, bool stride4) {

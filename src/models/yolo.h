@@ -84,6 +84,11 @@ class YoloDetectorImpl : public torch::nn::Module {
 };
 TORCH_MODULE(YoloDetector);
 
+// Stores the convolution weights in channels-last (NHWC) memory order, in place (tensors keep their
+// shapes and values; gradients and optimizer state made afterwards follow). With NHWC inputs too, cuDNN's
+// tensor-core kernels need no layout transposes. Call before building the optimizer.
+void use_channels_last(YoloDetector& model);
+
 struct ModelSummary {
   int64_t parameters = 0;
   int64_t trainable = 0;

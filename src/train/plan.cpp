@@ -162,6 +162,7 @@ class Profiler {
     options.stride4 = spec.stride4;
     model_ = models::YoloDetector(options);
     model_->to(device_);
+    if (spec.channels_last) models::use_channels_last(model_);
     model_->train();
     for (const auto& p : model_->parameters())
       if (p.requires_grad()) params_.push_back(p);
@@ -198,7 +199,8 @@ class Profiler {
 
   // Forward (under autocast when asked), loss, backward; the trainer's order of operations.
   void step(const at::Tensor& images_cpu, const at::Tensor& targets_cpu) {
-    const at::Tensor images = infer::to_model_input(images_cpu.to(device_), device_);
+    at::Tensor images = infer::to_model_input(images_cpu.to(device_), device_);
+    if (spec_.channels_last) images = images.contiguous(at::MemoryFormat::ChannelsLast);
     const at::Tensor targets = targets_cpu.to(device_);
     models::LossTerms terms;
     {

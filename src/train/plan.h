@@ -64,6 +64,7 @@ struct ProfileSpec {
   int64_t imgsz = 640;           // the size measured (callers scale it down first when they want to)
   int64_t boxes_per_image = 8;   // ground-truth boxes in every synthetic image
   bool amp = false;              // autocast: bf16 on the CPU, bf16/fp16 on CUDA as the trainer picks
+  bool channels_last = false;    // weights and images in NHWC memory order (models/yolo.h)
   std::string optimizer = "sgd";
   c10::Device device{c10::kCPU};
   uint64_t seed = 0;

@@ -142,6 +142,7 @@ TrainingInput training_input(const augment::Batch& batch, const RunConfig& confi
                                                    config.augment.multi_scale);
     augment::rescale_batch(input.images, input.targets, size);
   }
+  if (config.channels_last) input.images = input.images.contiguous(at::MemoryFormat::ChannelsLast);
   return input;
 }
 

@@ -522,6 +522,9 @@ void Trainer::checkpoint(int64_t epoch, int64_t batch_in_epoch, const EpochTotal
 
 void Trainer::restore(const std::string& bytes, const std::string& source, bool counters_too) {
   const nlohmann::json m = models::restore_checkpoint(bytes, source, model_, ema_ ? &ema_->model : nullptr, optimizer_.get(), device_);
+  // Loading may replace the weights' storage with the file's layout: the run's own layout again, so a
+  // resumed run computes exactly as an uninterrupted one.
+  if (config_.channels_last) models::use_channels_last(model_);
   if (m.value("class_names", std::vector<std::string>{}) != class_names_)
     throw UsageError({cat(source, " was trained on other classes than the dataset declares"), "",
                       "resume with the dataset the run started with"});
@@ -684,6 +687,7 @@ TrainResult Trainer::run() {
       table += cat(row.status, " ", row.target.empty() ? "-" : row.target, " <- ", row.source.empty() ? "-" : row.source, "\n");
     write_file_atomic(run_dir_ / "weights-import.txt", table);
   }
+  if (config_.channels_last) models::use_channels_last(model_);
   if (group_) {
     // Every rank starts from rank 0's weights (equal anyway with the same seed and weights file).
     std::vector<at::Tensor> state = model_->parameters();

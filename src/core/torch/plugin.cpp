@@ -140,6 +140,7 @@ class LibTorchPlugin final : public TorchPlugin {
       spec.stride4 = request.stride4;
       spec.imgsz = request.imgsz;
       spec.amp = request.amp;
+      spec.channels_last = request.channels_last;
       spec.device = resolve_device(request.device);
       return train::measure_training_speed(spec, request.batch, request.steps, request.warmup);
     });

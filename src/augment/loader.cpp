@@ -117,7 +117,8 @@ int64_t Loader::batches_per_epoch() const {
   const int64_t n = size(), global = options_.batch * options_.world_size;
   const int64_t full = n / global, rest = n % global;
   // A last batch smaller than the rank count would leave a rank without an image: left out.
-  return options_.drop_last || rest < options_.world_size ? full : full + 1;
+  if (options_.drop_last || rest == 0 || (rest < options_.world_size && !options_.every_sample)) return full;
+  return full + 1;
 }
 
 DecodedImage Loader::decode(int64_t index) {

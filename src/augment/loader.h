@@ -58,6 +58,8 @@ struct LoaderOptions {
                                  // spread over thread_count() threads (for training on the CPU, below)
   int64_t rank = 0;              // distributed training: this process's shard of every epoch (below)
   int64_t world_size = 1;        // processes sharing the epoch; 1: the whole epoch
+  bool every_sample = false;     // distributed evaluation: keep a last global batch smaller than the rank
+                                 // count (ranks without an image get an empty batch)
 };
 
 // Distributed sharding (world_size > 1). Every rank computes the same epoch order (seeded by (seed,

@@ -52,7 +52,7 @@ Validation validate(models::YoloDetector& model, augment::Loader& loader, const 
 }
 
 Validation validate(const infer::ForwardFn& forward, augment::Loader& loader, const c10::Device& device, const Dataset& dataset,
-                    const Split& split, const infer::PredictOptions& options) {
+                    const Split& split, const infer::PredictOptions& options, bool score) {
   Validation v;
   v.predict = infer::predict(forward, loader, device, options, [&](const augment::Batch&, std::vector<infer::ImageDetections>& images) {
     for (const auto& image : images) {
@@ -71,7 +71,7 @@ Validation validate(const infer::ForwardFn& forward, augment::Loader& loader, co
       }
     }
   });
-  v.coco = evaluate_coco(split_ground_truth(dataset, split), v.detections, "split '" + split.name + "'", "predictions");
+  if (score) v.coco = evaluate_coco(split_ground_truth(dataset, split), v.detections, "split '" + split.name + "'", "predictions");
   return v;
 }
 

@@ -31,9 +31,10 @@ struct Validation {
 // predictions against the split's ground truth.
 Validation validate(models::YoloDetector& model, augment::Loader& loader, const c10::Device& device, const Dataset& dataset,
                     const Split& split, const infer::PredictOptions& options);
-// The same for any backend's forward pass (an exported ONNX file).
+// The same for any backend's forward pass (an exported ONNX file). With score=false the detections are
+// collected and `coco` is left empty (distributed validation scores all ranks' detections together).
 Validation validate(const infer::ForwardFn& forward, augment::Loader& loader, const c10::Device& device, const Dataset& dataset,
-                    const Split& split, const infer::PredictOptions& options);
+                    const Split& split, const infer::PredictOptions& options, bool score = true);
 
 // `detkit eval --model`: loads the checkpoint, validates, and writes into request.out_dir (when set)
 // metrics.json (COCO stats, per-class AP, precision/recall/F1 at the best confidence), curves.json (PR

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <limits>
 #include <cmath>
+#include <map>
 #include <memory>
 #include <optional>
 #include <nlohmann/json.hpp>
@@ -141,6 +142,7 @@ class Trainer {
   void write_results_csv() const;
   void fit_time_limit(int64_t epoch, double elapsed, int64_t epochs_done);
   void join_distributed_job();
+  Validation validate_on_every_rank(models::YoloDetector& model, const infer::PredictOptions& options, bool& interrupted);
   bool main_rank() const { return !group_ || group_->rank() == 0; }
   int64_t world_size() const { return group_ ? group_->world_size() : 1; }
   RunConfig global_config() const;
@@ -260,6 +262,73 @@ void Trainer::join_distributed_job() {
   if (!main_rank() && log_level() >= LogLevel::info) set_log_level(LogLevel::warn);  // rank 0 narrates
   log_info("distributed training: ", dist_.world_size, " ranks (Gloo) through ", dist_.master_addr, ":", dist_.master_port,
            config_.sync_bn ? ", SyncBatchNorm" : "");
+}
+
+// Distributed validation: every rank predicts its shard of the validation split (the loader cuts each
+// global batch across ranks and keeps every image), the detections are gathered in one collective (a
+// table summed from zero-padded parts), and rank 0 scores them in the split's image order, the order one
+// process predicts in, so the metrics are those of one process. `interrupted` is agreed: a Ctrl-C on any
+// rank during prediction stops all.
+Validation Trainer::validate_on_every_rank(models::YoloDetector& model, const infer::PredictOptions& options,
+                                           bool& interrupted) {
+  Validation v;
+  bool stopped = false;
+  try {
+    v = infer::in_eval_mode(model, [&] {
+      return validate(infer::model_forward(model, options.postprocess.reg_max), *val_loader_, device_, dataset_, *val_split_,
+                      options, /*score=*/false);
+    });
+  } catch (const InterruptedError&) {
+    stopped = true;
+  }
+  const auto w = static_cast<std::size_t>(world_size()), rank = static_cast<std::size_t>(group_->rank());
+  std::vector<double> counts(w + 1, 0.0);
+  counts[0] = stopped ? 1 : 0;
+  counts[rank + 1] = static_cast<double>(v.detections.size());
+  counts = group_->sum(counts);
+  interrupted = counts[0] > 0;
+  if (interrupted) return v;
+  int64_t total = 0, offset = 0;
+  for (std::size_t r = 0; r < w; ++r) {
+    if (r == rank) offset = total;
+    total += static_cast<int64_t>(counts[r + 1]);
+  }
+  std::vector<CocoDetection> all;
+  if (total > 0) {
+    at::Tensor table = at::zeros({total, 7}, at::kDouble);
+    auto rows = table.accessor<double, 2>();
+    for (std::size_t i = 0; i < v.detections.size(); ++i) {
+      const CocoDetection& d = v.detections[i];
+      const int64_t row = offset + static_cast<int64_t>(i);
+      const double values[7] = {static_cast<double>(d.image_id), static_cast<double>(d.category_id), d.x, d.y, d.w, d.h, d.score};
+      for (int c = 0; c < 7; ++c) rows[row][c] = values[c];
+    }
+    group_->sum_(table);
+    if (main_rank()) {
+      for (int64_t row = 0; row < total; ++row) {
+        CocoDetection d;
+        d.image_id = static_cast<int64_t>(rows[row][0]);
+        d.category_id = static_cast<int64_t>(rows[row][1]);
+        d.x = rows[row][2];
+        d.y = rows[row][3];
+        d.w = rows[row][4];
+        d.h = rows[row][5];
+        d.score = rows[row][6];
+        all.push_back(d);
+      }
+    }
+  }
+  if (!main_rank()) return v;
+  // Each image was predicted by one rank, its detections in order: a stable sort by the image's place in
+  // the split restores one process's order.
+  std::map<int64_t, std::size_t> position;
+  for (std::size_t i = 0; i < val_split_->images.size(); ++i) position[val_split_->images[i].id] = i;
+  std::stable_sort(all.begin(), all.end(),
+                   [&](const CocoDetection& a, const CocoDetection& b) { return position[a.image_id] < position[b.image_id]; });
+  v.detections = std::move(all);
+  v.coco = evaluate_coco(split_ground_truth(dataset_, *val_split_), v.detections, "split '" + val_split_->name + "'",
+                         "predictions");
+  return v;
 }
 
 void Trainer::build_optimizer() {
@@ -465,6 +534,22 @@ bool Trainer::optimizer_step() {
   if (finite) {
     optimizer_->step();
     ++optimizer_steps_;
+    if (group_ && !config_.sync_bn) {
+      // Without SyncBatchNorm each rank's running statistics follow its own images: all take rank 0's (as
+      // PyTorch's DDP does), so the EMA, validation and checkpoints agree on every rank. One collective.
+      std::vector<at::Tensor> stats;
+      for (const auto& b : model_->buffers())
+        if (b.is_floating_point()) stats.push_back(b);
+      std::vector<at::Tensor> flat_parts;
+      for (const auto& b : stats) flat_parts.push_back(b.reshape({-1}));
+      at::Tensor flat = at::cat(flat_parts);
+      group_->broadcast({flat}, 0);
+      int64_t offset = 0;
+      for (auto& b : stats) {
+        b.copy_(flat.narrow(0, offset, b.numel()).view(b.sizes()));
+        offset += b.numel();
+      }
+    }
     if (ema_) ema_->update(model_);
   }
   optimizer_->zero_grad();
@@ -728,10 +813,9 @@ TrainResult Trainer::run() {
   lo.rank = dist_.rank;
   lo.world_size = world_size();
   train_loader_ = std::make_unique<augment::Loader>(dataset_, *train_split_, lo);
-  if (val_split_ && main_rank()) {  // rank 0 validates while the others wait
+  if (val_split_) {  // distributed: each rank predicts its share of the validation images
     augment::LoaderOptions vo = lo;
-    vo.rank = 0;
-    vo.world_size = 1;
+    vo.every_sample = true;
     vo.batch = config_.batch * 2;
     vo.shuffle = false;
     vo.augment = false;
@@ -898,15 +982,19 @@ TrainResult Trainer::run() {
     if (val_split_ && ((epoch + 1) % config_.eval_interval == 0 || last_epoch)) {
       Validation v;
       bool validation_interrupted = false;
-      if (main_rank()) {
-        models::YoloDetector& evaluated = ema_ ? ema_->model : model_;
+      models::YoloDetector& evaluated = ema_ ? ema_->model : model_;
+      if (group_) {
+        v = validate_on_every_rank(evaluated, predict_options, validation_interrupted);
+      } else {
         try {
           v = validate(evaluated, *val_loader_, device_, dataset_, *val_split_, predict_options);
-          map50 = v.coco.stats[1];
-          map50_95 = v.coco.stats[0];
         } catch (const InterruptedError&) {
           validation_interrupted = true;
         }
+      }
+      if (!validation_interrupted && main_rank()) {
+        map50 = v.coco.stats[1];
+        map50_95 = v.coco.stats[0];
       }
       if (group_) {  // rank 0's result, for the decisions every rank takes alike (best, patience, stop)
         const std::vector<double> agreed =
@@ -927,7 +1015,8 @@ TrainResult Trainer::run() {
         break;
       }
       if (main_rank())
-        log_info("epoch ", epoch + 1, " validation: mAP50-95 ", map50_95, ", mAP50 ", map50, " (", v.predict.images, " images, ",
+        log_info("epoch ", epoch + 1, " validation: mAP50-95 ", map50_95, ", mAP50 ", map50, " (", v.predict.images, " images",
+                 group_ ? cat(" on rank 0 of ", val_split_->images.size(), " on ", world_size(), " ranks") : std::string(), ", ",
                  format_duration(v.predict.seconds), ")");
       result.final_map50 = map50;
       result.final_map50_95 = map50_95;

@@ -1,4 +1,5 @@
 """End-to-end tests of the detkit CLI. Run through CTest (which sets DETKIT to the binary)."""
+import csv
 import hashlib
 import json
 import math
@@ -1470,6 +1471,26 @@ class Distributed(unittest.TestCase):
         self.assertIn(f"[rank 0] info: distributed training: 2 ranks (Gloo) through 127.0.0.1:{port}", p.stderr)
         self.assertEqual(self.metrics("torchrun")["samples_seen"], 40)
         self.assertEqual(self.metrics("torchrun")["optimizer_steps"], 5)
+
+    def test_validation_on_every_rank_scores_as_one_process(self):
+        """Each rank predicts its share of the validation split; rank 0 scores the gathered detections. The
+        epoch's mAP must equal one process evaluating the saved checkpoint (RUN/val, `detkit eval` on rank 0
+        alone), which also needs every rank's BatchNorm statistics to be rank 0's."""
+        data = self.root / "simple"
+        run("synth", "--out", str(data), "--format", "yolo", "--train", "48", "--val", "12", "--classes", "2", "--simple",
+            "--sizes", "128x128", "--seed", "3", check=0)
+        common = [f"data={data / 'data.yaml'}", f"project={self.root / 'runs'}", "model=yolo-n", "imgsz=128", "--skip-check"]
+        env = {"DETKIT_THREADS": "2"}
+        run("train", *common, "name=pre", "epochs=25", "batch=8", "nominal_batch=8", "optimizer=adamw", "lr0=0.002",
+            "warmup_epochs=1", "--val-split", "", env=env, check=0)
+        run("train", *common, "name=val-ranks", "epochs=1", "batch=4", f"weights={self.root / 'runs/pre/weights/last.pt'}",
+            "--nproc", "2", env={"DETKIT_THREADS": "1"}, check=0)
+        with open(self.root / "runs/val-ranks/results.csv") as f:
+            epoch = list(csv.DictReader(f))[-1]
+        final = json.loads((self.root / "runs/val-ranks/val/metrics.json").read_text())["stats"]
+        self.assertGreater(final["AP"], 0.05)  # a model that finds objects, so the comparison means something
+        self.assertAlmostEqual(float(epoch["map50_95"]), final["AP"], places=5)
+        self.assertAlmostEqual(float(epoch["map50"]), final["AP50"], places=5)
 
     def test_refusals(self):
         p = self.train("nested", "epochs=1", "batch=4", "--nproc", "2", env={"WORLD_SIZE": "2", "RANK": "0"}, check=2)

@@ -39,18 +39,25 @@ at::Tensor sync_batch_norm(const at::Tensor& x, torch::nn::BatchNorm2dImpl& bn, 
   DETKIT_ASSERT(x.dim() == 4, "sync_batch_norm needs [N, C, H, W]");
   const int64_t channels = x.size(1);
   const at::Tensor xf = x.to(at::kFloat);
-  // Channel sums and this rank's value count per channel, in one collective.
-  const at::Tensor local = at::cat({xf.sum({0, 2, 3}), at::full({1}, static_cast<double>(x.numel() / channels), xf.options())});
+  // One collective (and one more for the gradient) per layer: each rank's channel sums, its squared
+  // deviations from its own mean (M2), n * mean^2 and its value count. Chan et al.'s combination:
+  // M2 = sum(M2_r) + sum(n_r mean_r^2) - N mean^2, where only the between-rank part can cancel.
+  const double local_n = static_cast<double>(x.numel() / channels);
+  const at::Tensor local_sum = xf.sum({0, 2, 3});
+  const at::Tensor local_mean = local_sum / std::max(local_n, 1.0);
+  const at::Tensor local_m2 = (xf - local_mean.view({1, channels, 1, 1})).pow(2).sum({0, 2, 3});
+  const at::Tensor local = at::cat({local_sum, local_m2, local_mean * local_sum, at::full({1}, local_n, xf.options())});
   const at::Tensor global = sum_over_ranks(local, ranks);
-  const at::Tensor count = global.narrow(0, channels, 1).detach();
+  const at::Tensor count = global.narrow(0, 3 * channels, 1).detach();
   const double n = count.item<double>();
   if (n < 2)
     throw UsageError({"batch normalisation needs more than one value per channel in training",
                       "the global batch is a single image of a single pixel at some layer",
                       "train with a larger batch or image size"});
   const at::Tensor mean = global.narrow(0, 0, channels) / count;
+  const at::Tensor m2 = global.narrow(0, channels, channels) + global.narrow(0, 2 * channels, channels) - mean * mean * count;
+  const at::Tensor var = m2.clamp_min(0) / count;
   const at::Tensor centered = xf - mean.view({1, channels, 1, 1});
-  const at::Tensor var = sum_over_ranks(centered.pow(2).sum({0, 2, 3}), ranks) / count;
   const double eps = bn.options.eps();
   at::Tensor scale = (var + eps).rsqrt();
   at::Tensor shift;

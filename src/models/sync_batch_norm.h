@@ -25,10 +25,11 @@ class RankSum {
 // every rank's output gradient (each rank's loss depends on every rank's input through the sum).
 at::Tensor sum_over_ranks(const at::Tensor& t, RankSum& ranks);
 
-// `bn` applied to x [N, C, H, W] in training mode with the statistics of all ranks' x together (two
-// passes: mean, then the mean squared deviation). Updates bn's running mean (biased batch mean), running
-// variance (unbiased, as torch does) and num_batches_tracked. The output has x's dtype; statistics are in
-// float32. Needs at least two values per channel over all ranks.
+// `bn` applied to x [N, C, H, W] in training mode with the statistics of all ranks' x together (one
+// collective forward and one backward: each rank's sums and squared deviations from its own mean,
+// combined). Updates bn's running mean (biased batch mean), running variance (unbiased, as torch does) and
+// num_batches_tracked. The output has x's dtype; statistics are in float32. Needs at least two values per
+// channel over all ranks; throws UsageError otherwise.
 at::Tensor sync_batch_norm(const at::Tensor& x, torch::nn::BatchNorm2dImpl& bn, RankSum& ranks);
 
 }  // namespace detkit::models

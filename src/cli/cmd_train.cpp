@@ -96,7 +96,8 @@ int run_train(const std::vector<std::string>& args) {
   set.add("--nproc", &nproc,
           "train with N processes on this machine (distributed data parallel: each takes batch images of every "
           "step; Gloo on the CPU); under torchrun, leave it out")
-      .value_name("N");
+      .value_name("N")
+      .range(1, 1024);
   add_common_options(set, common);
   set.epilog(
       "Before training, the dataset is checked ('detkit check' without decoding every pixel); errors stop the\n"
@@ -107,7 +108,6 @@ int run_train(const std::vector<std::string>& args) {
       "  detkit train -c run.yaml batch=8\n  detkit train --resume runs/train3");
   set.parse(args);
   if (handled_help(set)) return 0;
-  if (nproc < 1) throw UsageError({cat("--nproc must be at least 1; got ", nproc), "", "use --nproc 2 for two ranks"});
   if (nproc > 1) return launch_ranks(args, nproc, common.threads);
   apply_common_options(common);
   const DistributedEnv dist = distributed_env();

@@ -87,9 +87,11 @@ LaunchResult launch_local_ranks(const std::vector<std::string>& argv, const Laun
   } restore{previous_int, previous_term};
 
   std::vector<pid_t> pids;
-  const auto kill_all = [&](int signal) {
-    for (pid_t pid : pids)
-      if (pid > 0) ::kill(-pid, signal);
+  LaunchResult result;
+  result.rank_exit_codes.assign(static_cast<std::size_t>(options.nproc), -1);  // -1: still running
+  const auto signal_running = [&](int signal) {  // each rank's whole process group
+    for (std::size_t r = 0; r < pids.size(); ++r)
+      if (result.rank_exit_codes[r] < 0) ::kill(-pids[r], signal);
   };
   for (int64_t rank = 0; rank < options.nproc; ++rank) {
     std::vector<std::string> env = base;
@@ -113,7 +115,7 @@ LaunchResult launch_local_ranks(const std::vector<std::string>& argv, const Laun
     }
     if (pid < 0) {
       const int error = errno;
-      kill_all(SIGKILL);
+      signal_running(SIGKILL);
       for (pid_t p : pids) ::waitpid(p, nullptr, 0);
       throw RunError({cat("could not start rank ", rank, " of ", options.nproc), std::strerror(error),
                       "free memory or processes (ulimit -u), or start fewer ranks"});
@@ -127,8 +129,6 @@ LaunchResult launch_local_ranks(const std::vector<std::string>& argv, const Laun
     return list;
   }(), ") with MASTER_ADDR=", options.master_addr, " MASTER_PORT=", port);
 
-  LaunchResult result;
-  result.rank_exit_codes.assign(static_cast<std::size_t>(options.nproc), -1);
   int64_t running = options.nproc;
   using clock = std::chrono::steady_clock;
   clock::time_point failed_at{}, termed_at{};
@@ -136,8 +136,7 @@ LaunchResult launch_local_ranks(const std::vector<std::string>& argv, const Laun
   while (running > 0) {
     if (const int signal = g_forward_signal.exchange(0)) {
       log_warn("passing ", signal == SIGINT ? "Ctrl-C" : "SIGTERM", " on to every rank");
-      for (std::size_t r = 0; r < pids.size(); ++r)
-        if (result.rank_exit_codes[r] < 0) ::kill(-pids[r], signal);
+      signal_running(signal);
     }
     int status = 0;
     const pid_t done = ::waitpid(-1, &status, WNOHANG);
@@ -151,7 +150,8 @@ LaunchResult launch_local_ranks(const std::vector<std::string>& argv, const Laun
           result.exit_code = result.rank_exit_codes[r];
           result.failure = cat("rank ", r, " ", describe_status(status));
           failed_at = clock::now();
-          if (running > 0 && result.exit_code != 130)  // 130: interrupted, the others are stopping too
+          // Interrupted: the others are stopping too, nothing to warn about.
+          if (running > 0 && result.exit_code != static_cast<int>(ExitCode::interrupted))
             log_warn(result.failure, "; waiting up to ", options.grace_seconds, " s for the other ranks to stop");
         }
       }
@@ -162,13 +162,11 @@ LaunchResult launch_local_ranks(const std::vector<std::string>& argv, const Laun
       const double waited = std::chrono::duration<double>(clock::now() - failed_at).count();
       if (!termed && waited > options.grace_seconds) {
         log_warn("ranks still running ", options.grace_seconds, " s after ", result.failure, ": sending SIGTERM");
-        for (std::size_t r = 0; r < pids.size(); ++r)
-          if (result.rank_exit_codes[r] < 0) ::kill(-pids[r], SIGTERM);
+        signal_running(SIGTERM);
         termed = true;
         termed_at = clock::now();
       } else if (termed && clock::now() - termed_at > std::chrono::seconds(10)) {
-        for (std::size_t r = 0; r < pids.size(); ++r)
-          if (result.rank_exit_codes[r] < 0) ::kill(-pids[r], SIGKILL);
+        signal_running(SIGKILL);
       }
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -46,9 +46,10 @@ CocoGroundTruth split_ground_truth(const Dataset& dataset, const Split& split) {
 }
 
 Validation validate(models::YoloDetector& model, augment::Loader& loader, const c10::Device& device, const Dataset& dataset,
-                    const Split& split, const infer::PredictOptions& options) {
-  return infer::in_eval_mode(
-      model, [&] { return validate(infer::model_forward(model, options.postprocess.reg_max), loader, device, dataset, split, options); });
+                    const Split& split, const infer::PredictOptions& options, bool score) {
+  return infer::in_eval_mode(model, [&] {
+    return validate(infer::model_forward(model, options.postprocess.reg_max), loader, device, dataset, split, options, score);
+  });
 }
 
 Validation validate(const infer::ForwardFn& forward, augment::Loader& loader, const c10::Device& device, const Dataset& dataset,

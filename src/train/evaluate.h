@@ -28,11 +28,11 @@ struct Validation {
 };
 
 // Predicts every image of `loader` (built on `split` of `dataset` with augment=false) and scores the
-// predictions against the split's ground truth.
+// predictions against the split's ground truth. With score=false the detections are collected and `coco`
+// is left empty (distributed validation scores all ranks' detections together).
 Validation validate(models::YoloDetector& model, augment::Loader& loader, const c10::Device& device, const Dataset& dataset,
-                    const Split& split, const infer::PredictOptions& options);
-// The same for any backend's forward pass (an exported ONNX file). With score=false the detections are
-// collected and `coco` is left empty (distributed validation scores all ranks' detections together).
+                    const Split& split, const infer::PredictOptions& options, bool score = true);
+// The same for any backend's forward pass (an exported ONNX file).
 Validation validate(const infer::ForwardFn& forward, augment::Loader& loader, const c10::Device& device, const Dataset& dataset,
                     const Split& split, const infer::PredictOptions& options, bool score = true);
 

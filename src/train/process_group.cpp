@@ -100,8 +100,14 @@ std::unique_ptr<ProcessGroup> ProcessGroup::connect_file(const std::string& path
   return std::unique_ptr<ProcessGroup>(new ProcessGroup(std::move(impl), rank, world_size));
 }
 
-void ProcessGroup::average(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes) {
-  // Buckets per dtype, in order, each at most bucket_bytes (a tensor larger than that is a bucket alone).
+namespace {
+
+// Packs `tensors` into flat buckets per dtype, in order, each at most bucket_bytes (a tensor larger than
+// that is a bucket alone), runs `collective` on each flat bucket in place, and copies the results back
+// (whatever the tensors' memory layout). Every rank forms the same buckets from tensors of the same
+// shapes, so the collectives pair up.
+template <typename Fn>
+void in_buckets(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes, Fn&& collective) {
   std::map<at::ScalarType, std::vector<std::vector<at::Tensor>>> buckets;
   std::map<at::ScalarType, int64_t> filled;
   for (const at::Tensor& t : tensors) {
@@ -115,14 +121,12 @@ void ProcessGroup::average(const std::vector<at::Tensor>& tensors, int64_t bucke
     list.back().push_back(t);
     filled[t.scalar_type()] += bytes;
   }
-  const double scale = 1.0 / static_cast<double>(world_size_);
   for (auto& [dtype, list] : buckets)
     for (auto& bucket : list) {
       std::vector<at::Tensor> flat_parts;
       for (const at::Tensor& t : bucket) flat_parts.push_back(t.reshape({-1}));
       std::vector<at::Tensor> flat{at::cat(flat_parts)};
-      collective("averaging gradients", rank_, [&] { impl_->group->allreduce(flat)->wait(); });
-      flat[0].mul_(scale);
+      collective(flat);
       int64_t offset = 0;
       for (const at::Tensor& t : bucket) {
         t.copy_(flat[0].narrow(0, offset, t.numel()).view(t.sizes()));
@@ -131,15 +135,22 @@ void ProcessGroup::average(const std::vector<at::Tensor>& tensors, int64_t bucke
     }
 }
 
-void ProcessGroup::broadcast(const std::vector<at::Tensor>& tensors, int64_t root) {
-  for (const at::Tensor& t : tensors) {
-    if (!t.defined() || t.numel() == 0) continue;
-    std::vector<at::Tensor> one{t.is_contiguous() ? t : t.contiguous()};
-    c10d::BroadcastOptions o;
-    o.rootRank = root;
-    collective("broadcasting the weights", rank_, [&] { impl_->group->broadcast(one, o)->wait(); });
-    if (!one[0].is_same(t)) t.copy_(one[0]);
-  }
+}  // namespace
+
+void ProcessGroup::average(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes) {
+  const double scale = 1.0 / static_cast<double>(world_size_);
+  in_buckets(tensors, bucket_bytes, [&](std::vector<at::Tensor>& flat) {
+    collective("averaging gradients", rank_, [&] { impl_->group->allreduce(flat)->wait(); });
+    flat[0].mul_(scale);
+  });
+}
+
+void ProcessGroup::broadcast(const std::vector<at::Tensor>& tensors, int64_t root, int64_t bucket_bytes) {
+  c10d::BroadcastOptions o;
+  o.rootRank = root;
+  in_buckets(tensors, bucket_bytes, [&](std::vector<at::Tensor>& flat) {
+    collective("broadcasting the weights", rank_, [&] { impl_->group->broadcast(flat, o)->wait(); });
+  });
 }
 
 int64_t ProcessGroup::max(int64_t value) {
@@ -193,7 +204,7 @@ ProcessGroup::~ProcessGroup() = default;
 std::unique_ptr<ProcessGroup> ProcessGroup::connect(const DistributedEnv&, std::chrono::milliseconds) { unavailable(); }
 std::unique_ptr<ProcessGroup> ProcessGroup::connect_file(const std::string&, int64_t, int64_t, std::chrono::milliseconds) { unavailable(); }
 void ProcessGroup::average(const std::vector<at::Tensor>&, int64_t) { unavailable(); }
-void ProcessGroup::broadcast(const std::vector<at::Tensor>&, int64_t) { unavailable(); }
+void ProcessGroup::broadcast(const std::vector<at::Tensor>&, int64_t, int64_t) { unavailable(); }
 int64_t ProcessGroup::max(int64_t) { unavailable(); }
 double ProcessGroup::sum(double) { unavailable(); }
 std::vector<double> ProcessGroup::sum(const std::vector<double>&) { unavailable(); }

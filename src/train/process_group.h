@@ -39,8 +39,9 @@ class ProcessGroup {
   // Replaces each tensor by its mean over the ranks (gradients). Tensors are packed into flat buckets of
   // at most `bucket_bytes` per dtype, so a model's hundreds of small gradients take a few collectives.
   void average(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes = int64_t{25} << 20);
-  // Overwrites each tensor with rank `root`'s (parameters and buffers at the start, so all ranks agree).
-  void broadcast(const std::vector<at::Tensor>& tensors, int64_t root = 0);
+  // Overwrites each tensor with rank `root`'s (parameters and buffers at the start, so all ranks agree),
+  // packed into buckets as average() packs them.
+  void broadcast(const std::vector<at::Tensor>& tensors, int64_t root = 0, int64_t bucket_bytes = int64_t{25} << 20);
   // The largest of every rank's `value`: a flag any rank raises (a NaN, Ctrl-C, an out-of-memory split) is
   // seen by all at the same step.
   int64_t max(int64_t value);

@@ -170,7 +170,7 @@ class Trainer {
   // Distributed training (train/process_group.h): every rank runs this same loop on its shard of each
   // global batch; the ranks agree after every batch (out of memory, non-finite loss, Ctrl-C, the loss
   // normaliser and totals) and average gradients before every optimizer step, so the weights stay
-  // identical. Rank 0 alone writes files, shows progress and validates.
+  // identical. Every rank validates its share of the images; rank 0 alone writes files and shows progress.
   DistributedEnv dist_;
   std::unique_ptr<ProcessGroup> group_;
   bool interrupt_agreed_ = false;  // Ctrl-C seen by any rank at the last agreement
@@ -274,10 +274,7 @@ Validation Trainer::validate_on_every_rank(models::YoloDetector& model, const in
   Validation v;
   bool stopped = false;
   try {
-    v = infer::in_eval_mode(model, [&] {
-      return validate(infer::model_forward(model, options.postprocess.reg_max), *val_loader_, device_, dataset_, *val_split_,
-                      options, /*score=*/false);
-    });
+    v = validate(model, *val_loader_, device_, dataset_, *val_split_, options, /*score=*/false);
   } catch (const InterruptedError&) {
     stopped = true;
   }
@@ -540,15 +537,7 @@ bool Trainer::optimizer_step() {
       std::vector<at::Tensor> stats;
       for (const auto& b : model_->buffers())
         if (b.is_floating_point()) stats.push_back(b);
-      std::vector<at::Tensor> flat_parts;
-      for (const auto& b : stats) flat_parts.push_back(b.reshape({-1}));
-      at::Tensor flat = at::cat(flat_parts);
-      group_->broadcast({flat}, 0);
-      int64_t offset = 0;
-      for (auto& b : stats) {
-        b.copy_(flat.narrow(0, offset, b.numel()).view(b.sizes()));
-        offset += b.numel();
-      }
+      group_->broadcast(stats, 0);
     }
     if (ema_) ema_->update(model_);
   }

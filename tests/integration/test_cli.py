@@ -1493,6 +1493,9 @@ class Distributed(unittest.TestCase):
         self.assertAlmostEqual(float(epoch["map50"]), final["AP50"], places=5)
 
     def test_refusals(self):
+        p = self.train("none", "epochs=1", "--nproc", "0", check=2)
+        self.assertIn("error: option --nproc is out of range: 0", p.stderr)
+        self.assertIn("fix: use a value between 1 and 1024", p.stderr)
         p = self.train("nested", "epochs=1", "batch=4", "--nproc", "2", env={"WORLD_SIZE": "2", "RANK": "0"}, check=2)
         self.assertIn("error: --nproc starts ranks itself, but this process already is one", p.stderr)
         p = self.train("lr-auto", "epochs=1", "batch=4", "lr0=auto", "--nproc", "2", check=None)

@@ -78,6 +78,17 @@ TEST(ProcessGroup, BroadcastMaxAndSumAgreeOnEveryRank) {
     g.broadcast({weights, strided});
     EXPECT_TRUE(at::equal(weights, at::full({4, 4}, 1.0, at::kFloat)));
     EXPECT_TRUE(at::equal(strided, at::full({4, 4}, 7.0, at::kFloat)));
+    // Packed into buckets (here of 64 bytes, so several per dtype), in any memory layout: rank 0's values
+    // land element for element.
+    const double sign = g.rank() == 0 ? 1.0 : -1.0;
+    at::Tensor nhwc = (at::arange(48, at::kFloat).view({2, 2, 3, 4}) * sign).contiguous(at::MemoryFormat::ChannelsLast);
+    at::Tensor wide = at::arange(40, at::kDouble) * sign;
+    at::Tensor small = at::arange(3, at::kFloat) * sign;
+    g.broadcast({nhwc, wide, small}, 0, 64);
+    EXPECT_TRUE(at::equal(nhwc, at::arange(48, at::kFloat).view({2, 2, 3, 4})));
+    EXPECT_TRUE(nhwc.is_contiguous(at::MemoryFormat::ChannelsLast));
+    EXPECT_TRUE(at::equal(wide, at::arange(40, at::kDouble)));
+    EXPECT_TRUE(at::equal(small, at::arange(3, at::kFloat)));
     EXPECT_EQ(g.max(g.rank() == 1 ? 1 : 0), 1);  // a flag raised on one rank is seen by both
     EXPECT_EQ(g.max(0), 0);
     EXPECT_DOUBLE_EQ(g.sum(g.rank() + 0.5), 2.0);

@@ -1,6 +1,5 @@
 #include "train/lr_find.h"
 
-#include <torch/nn/utils/clip_grad.h>
 #include <torch/utils.h>
 
 #include <chrono>
@@ -25,6 +24,7 @@
 #include "train/lr_curve.h"
 #include "train/plan.h"
 #include "train/setup.h"
+#include "train/optimizer_step.h"
 
 namespace detkit::train {
 
@@ -165,14 +165,10 @@ LrFindResult find_learning_rate(const LrFindRequest& request) {
       if (std::isfinite(per_image)) {
         (terms.total * (static_cast<double>(accumulate) * scaler.scale())).backward();
         if (precision.autocast) compat::clear_autocast_cache();
-        torch::NoGradGuard no_grad;
-        if (scaler.enabled())
-          for (auto& p : setup.params)
-            if (p.grad().defined()) p.mutable_grad().mul_(1.0 / scaler.scale());
-        const double norm = torch::nn::utils::clip_grad_norm_(setup.params, max_norm);
-        if (std::isfinite(norm)) setup.optimizer->step();
+        const double norm =
+            unscale_clip_step(*setup.optimizer, setup.params, scaler.enabled() ? scaler.scale() : 1.0, max_norm);
         scaler.update(std::isfinite(norm));  // an fp16 overflow halves the scale; divergence shows in the loss
-        setup.optimizer->zero_grad();
+        zero_gradients(*setup.optimizer);
       }
       ++step;
       const bool stop = builder.add(lr, per_image);

@@ -2,7 +2,6 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/CPUAllocator.h>
-#include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
 #include <torch/optim/sgd.h>
 
@@ -17,6 +16,7 @@
 
 #include "augment/loader.h"
 #include "augment/multiscale.h"
+#include "train/optimizer_step.h"
 #include "train/setup.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -401,14 +401,13 @@ TrainingSpeedResult measure_training_speed(const ProfileSpec& spec, int64_t batc
         start = clock_type::now();
       }
       profiler.step(images, targets);
+      unscale_clip_step(optimizer, profiler.params(), 1.0, 10.0);
       torch::NoGradGuard no_grad;
-      torch::nn::utils::clip_grad_norm_(profiler.params(), 10.0);
-      optimizer.step();
       std::vector<at::Tensor> src;
       for (const auto& p : params) src.push_back(p.detach());
       at::_foreach_mul_(ema_params, 0.999);
       at::_foreach_add_(ema_params, src, 0.001);
-      optimizer.zero_grad();
+      zero_gradients(optimizer);
     }
     wait_for_device();
     const double seconds = std::chrono::duration<double>(clock_type::now() - start).count();
@@ -446,14 +445,13 @@ uint64_t measure_training_peak(const ProfileSpec& spec, int64_t batch, bool ema)
       const auto [images, targets] = profiler.batch(batch);
       for (int i = 0; i < 2; ++i) {
         profiler.step(images, targets);
+        unscale_clip_step(*optimizer, profiler.params(), 1.0, 10.0);
         torch::NoGradGuard no_grad;
-        torch::nn::utils::clip_grad_norm_(profiler.params(), 10.0);
-        optimizer->step();
         if (ema) {
           auto dst = ema_model->parameters(), src = profiler.model()->parameters();
           for (std::size_t j = 0; j < dst.size(); ++j) dst[j].mul_(0.9).add_(src[j].detach(), 0.1);
         }
-        optimizer->zero_grad();
+        zero_gradients(*optimizer);
       }
     }
     return static_cast<uint64_t>(std::max<int64_t>(0, meter.peak() - before));

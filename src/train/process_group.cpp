@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <csignal>
 #include <map>
 
 #include "core/error.h"
@@ -56,6 +57,11 @@ c10::intrusive_ptr<c10d::ProcessGroupGloo> make_group(const c10::intrusive_ptr<c
   return c10::make_intrusive<c10d::ProcessGroupGloo>(store, static_cast<int>(rank), static_cast<int>(world_size), options);
 }
 
+// Gloo writes to its peers' sockets without MSG_NOSIGNAL: when a peer has died, the write raises SIGPIPE,
+// which kills this rank silently (exit 141) instead of failing the collective with a named error. So a
+// process that joins a group ignores SIGPIPE; the write then fails with EPIPE and Gloo throws.
+void ignore_broken_pipes() { std::signal(SIGPIPE, SIG_IGN); }
+
 }  // namespace
 
 ProcessGroup::ProcessGroup(std::unique_ptr<Impl> impl, int64_t rank, int64_t world_size)
@@ -63,6 +69,7 @@ ProcessGroup::ProcessGroup(std::unique_ptr<Impl> impl, int64_t rank, int64_t wor
 ProcessGroup::~ProcessGroup() = default;
 
 std::unique_ptr<ProcessGroup> ProcessGroup::connect(const DistributedEnv& env, std::chrono::milliseconds timeout) {
+  ignore_broken_pipes();
   auto impl = std::make_unique<Impl>();
   try {
     c10d::TCPStoreOptions o;
@@ -88,6 +95,7 @@ std::unique_ptr<ProcessGroup> ProcessGroup::connect(const DistributedEnv& env, s
 
 std::unique_ptr<ProcessGroup> ProcessGroup::connect_file(const std::string& path, int64_t rank, int64_t world_size,
                                                          std::chrono::milliseconds timeout) {
+  ignore_broken_pipes();
   auto impl = std::make_unique<Impl>();
   try {
     impl->store = c10::make_intrusive<c10d::FileStore>(path, static_cast<int>(world_size));

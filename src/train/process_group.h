@@ -27,6 +27,8 @@ class ProcessGroup {
   // Joins the job described by `env` (rank 0 starts the store, the others connect to it), waiting up to
   // `timeout` for all ranks. Throws EnvironmentError when this build has no Gloo, RunError when the
   // ranks do not all arrive in time or the store cannot be reached (the address, port and fix named).
+  // Both connects set SIGPIPE to be ignored in this process, so a dead peer fails a collective with an
+  // error instead of killing this rank.
   static std::unique_ptr<ProcessGroup> connect(const DistributedEnv& env, std::chrono::milliseconds timeout);
   // A group over a file store shared by the ranks (a path all of them can write; tests and one machine).
   static std::unique_ptr<ProcessGroup> connect_file(const std::string& path, int64_t rank, int64_t world_size,

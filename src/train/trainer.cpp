@@ -1,6 +1,5 @@
 #include "train/trainer.h"
 
-#include <torch/nn/utils/clip_grad.h>
 #include <torch/utils.h>
 
 #include <chrono>
@@ -30,6 +29,7 @@
 #include "train/evaluate.h"
 #include "train/guardrails.h"
 #include "train/lr_find.h"
+#include "train/optimizer_step.h"
 #include "train/plan.h"
 #include "train/process_group.h"
 #include "train/schedule.h"
@@ -522,14 +522,10 @@ bool Trainer::optimizer_step() {
     }
     group_->average(grads);
   }
-  if (scaler_.enabled())
-    for (auto& p : params_)
-      if (p.grad().defined()) p.mutable_grad().mul_(1.0 / scaler_.scale());
   const double max_norm = config_.grad_clip > 0 ? config_.grad_clip : std::numeric_limits<double>::infinity();
-  const double norm = torch::nn::utils::clip_grad_norm_(params_, max_norm);
-  const bool finite = std::isfinite(norm);
+  const bool finite =
+      std::isfinite(unscale_clip_step(*optimizer_, params_, scaler_.enabled() ? scaler_.scale() : 1.0, max_norm));
   if (finite) {
-    optimizer_->step();
     ++optimizer_steps_;
     if (group_ && !config_.sync_bn) {
       // Without SyncBatchNorm each rank's running statistics follow its own images: all take rank 0's (as
@@ -541,7 +537,7 @@ bool Trainer::optimizer_step() {
     }
     if (ema_) ema_->update(model_);
   }
-  optimizer_->zero_grad();
+  zero_gradients(*optimizer_);
   accumulated_ = 0;
   // With fp16 an overflow is expected now and then: the scaler halves the scale and the skipped step is
   // not a guardrail event.
@@ -642,7 +638,7 @@ void Trainer::rollback(const std::string& what, const std::string& why, int64_t 
   ++rollbacks_;
   lr_scale_ *= 0.5;
   restore(last_good_, "the last good checkpoint", /*counters_too=*/false);
-  optimizer_->zero_grad();
+  zero_gradients(*optimizer_);
   consecutive_skips_ = 0;
   loss_watch_.reset();
   event("rollback",

@@ -439,8 +439,8 @@ std::optional<Batch> Loader::next() {
     const c10::Device device = parse_device(options_.device);
     if (device.is_cuda()) {
       // Pinned source + non_blocking: the copy is queued on the current stream and overlaps host work.
+      // The targets stay on the host: the loss pads them there and copies the result the same way.
       batch.images = batch.images.to(device, /*non_blocking=*/true);
-      batch.targets = batch.targets.to(device, /*non_blocking=*/true);
     }
     return batch;
   }

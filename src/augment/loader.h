@@ -14,8 +14,9 @@
 //   - cache: ram keeps each decoded image at training size (longer side imgsz). Its memory is computed
 //     when the loader is built, from the declared image sizes (headers are read where none is declared),
 //     logged, and refused with a ConfigError when it is more than 90 % of the available RAM.
-//   - CUDA: batches are collated into pinned host memory and copied with non_blocking, so the copy
-//     overlaps the next step; on the CPU they are returned as collated.
+//   - CUDA: batches are collated into pinned host memory and the images copied with non_blocking, so the
+//     copy overlaps the next step; the targets stay on the host (pinned), where the loss pads them without
+//     waiting for the GPU. On the CPU batches are returned as collated.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -82,7 +83,8 @@ struct LoaderOptions {
 
 struct Batch {
   at::Tensor images;              // uint8 [B, 3, imgsz, imgsz] on the loader's device
-  at::Tensor targets;             // float32 [M, 6]: image position in the batch, class, x1, y1, x2, y2 (pixels)
+  at::Tensor targets;             // float32 [M, 6] on the host: image position in the batch, class, x1, y1,
+                                  // x2, y2 (pixels)
   std::vector<int64_t> indices;   // the image of each position, as an index into the split's images
   int64_t epoch = 0;
   int64_t number = 0;             // position of this batch in the epoch

@@ -101,7 +101,7 @@ constexpr int64_t kGroupElements = int64_t{1} << 24;
 
 Assignment assign_task_aligned(const at::Tensor& scores, const at::Tensor& pred_boxes, const at::Tensor& anchors,
                                const at::Tensor& gt_labels, const at::Tensor& gt_boxes, const at::Tensor& gt_mask,
-                               const AssignerOptions& options) {
+                               const AssignerOptions& options, bool padded_and_checked) {
   check_inputs(scores, pred_boxes, anchors, gt_labels, gt_boxes, gt_mask, options);
   at::NoGradGuard no_grad;  // targets are constants for the loss
   const int64_t batch = scores.size(0), anchor_count = scores.size(1), classes = scores.size(2);
@@ -118,26 +118,33 @@ Assignment assign_task_aligned(const at::Tensor& scores, const at::Tensor& pred_
   out.gt_index = at::full({batch, anchor_count}, -1, long_options);
   if (batch == 0 || anchor_count == 0 || max_boxes == 0) return out;
 
-  // Padding rows are dropped up front, so they cost nothing and cannot leak into the result.
-  const at::Tensor real = (gt_mask.reshape({batch, max_boxes}) != 0).cpu();
-  const at::Tensor labels_all = gt_labels.reshape({batch, max_boxes}).to(at::kLong).cpu();
-  const at::Tensor bad_label = real.logical_and(labels_all.lt(0).logical_or(labels_all.ge(classes)));
-  if (bad_label.any().item<bool>()) {
-    const at::Tensor where = bad_label.nonzero()[0];
-    const int64_t image = where[0].item<int64_t>(), row = where[1].item<int64_t>();
-    throw UsageError({cat("ground-truth box ", row, " of image ", image, " has class ", labels_all[image][row].item<int64_t>(),
-                          ", outside the model's ", classes, " classes"),
-                      "class indices are 0-based and must be below the number of classes the head predicts",
-                      "build the model with as many classes as the dataset has, or fix the label"});
-  }
   const at::Tensor score_f = scores.detach().to(at::kFloat), pred_f = pred_boxes.detach().to(at::kFloat);
   const at::Tensor anchors_f = anchors.detach().to(float_options);
   const at::Tensor boxes_f = gt_boxes.detach().to(at::kFloat);
-  const at::Tensor real_d = real.to(device), labels_d = labels_all.to(device);
-  // Rows past the last real one of every image are padding: trimmed, so they cost nothing.
-  const at::Tensor any_real = real.any(0);
-  if (!any_real.any().item<bool>()) return out;
-  const int64_t rows = any_real.nonzero().max().item<int64_t>() + 1;
+  at::Tensor real_d, labels_d;
+  int64_t rows = max_boxes;
+  if (padded_and_checked) {
+    real_d = (gt_mask.reshape({batch, max_boxes}) != 0).to(device);
+    labels_d = gt_labels.reshape({batch, max_boxes}).to(long_options);
+  } else {
+    const at::Tensor real = (gt_mask.reshape({batch, max_boxes}) != 0).cpu();
+    const at::Tensor labels_all = gt_labels.reshape({batch, max_boxes}).to(at::kLong).cpu();
+    const at::Tensor bad_label = real.logical_and(labels_all.lt(0).logical_or(labels_all.ge(classes)));
+    if (bad_label.any().item<bool>()) {
+      const at::Tensor where = bad_label.nonzero()[0];
+      const int64_t image = where[0].item<int64_t>(), row = where[1].item<int64_t>();
+      throw UsageError({cat("ground-truth box ", row, " of image ", image, " has class ", labels_all[image][row].item<int64_t>(),
+                            ", outside the model's ", classes, " classes"),
+                        "class indices are 0-based and must be below the number of classes the head predicts",
+                        "build the model with as many classes as the dataset has, or fix the label"});
+    }
+    real_d = real.to(device);
+    labels_d = labels_all.to(device);
+    // Rows past the last real one of every image are padding: trimmed, so they cost nothing.
+    const at::Tensor any_real = real.any(0);
+    if (!any_real.any().item<bool>()) return out;
+    rows = any_real.nonzero().max().item<int64_t>() + 1;
+  }
   const int64_t group = std::max<int64_t>(1, kGroupElements / std::max<int64_t>(1, rows * anchor_count));
   for (int64_t begin = 0; begin < batch; begin += group) {
     const int64_t n = std::min(group, batch - begin);

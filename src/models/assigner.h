@@ -53,8 +53,11 @@ struct Assignment {
 // about 16M elements, M being the most real boxes of an image in the batch.
 // Throws UsageError for inconsistent shapes, an option out of range (topk < 1, alpha or beta < 0) or a
 // real box's class outside [0, C).
+// `padded_and_checked`: the caller guarantees what pad_targets(..., classes) does, every real box's class
+// in [0, C) and each image's real rows first with at least one image using all M rows. The assigner then
+// reads nothing back from the device (no check, no trimming), so on a GPU the host never waits for it.
 Assignment assign_task_aligned(const at::Tensor& scores, const at::Tensor& pred_boxes, const at::Tensor& anchors,
                                const at::Tensor& gt_labels, const at::Tensor& gt_boxes, const at::Tensor& gt_mask,
-                               const AssignerOptions& options = {});
+                               const AssignerOptions& options = {}, bool padded_and_checked = false);
 
 }  // namespace detkit::models

@@ -58,7 +58,8 @@ FlatHead flatten_head(const std::vector<LevelOutput>& outputs, int64_t reg_max) 
   return head;
 }
 
-PaddedTargets pad_targets(const at::Tensor& targets, int64_t batch_size) {
+PaddedTargets pad_targets(const at::Tensor& targets, int64_t batch_size, int64_t classes,
+                          std::optional<c10::Device> device) {
   require(targets.defined() && targets.dim() == 2 && targets.size(1) == 6,
           cat("targets must be [N, 6] (image, class, x1, y1, x2, y2); got ",
               targets.defined() ? targets.sizes() : at::IntArrayRef{}),
@@ -85,12 +86,26 @@ PaddedTargets pad_targets(const at::Tensor& targets, int64_t batch_size) {
     const at::Tensor group_start = counts.cumsum(0) - counts;
     const at::Tensor slot = at::arange(rows.size(0), at::kLong) - group_start.index_select(0, sorted_image);
     const at::Tensor sorted = rows.index_select(0, order);
-    out.labels.index_put_({sorted_image, slot}, sorted.select(1, 1).to(at::kLong).unsqueeze(1));
+    const at::Tensor labels = sorted.select(1, 1).to(at::kLong);
+    if (classes > 0) {
+      const at::Tensor bad = labels.lt(0).logical_or(labels.ge(classes)).nonzero();
+      if (bad.size(0) > 0) {
+        const int64_t row = bad[0][0].item<int64_t>();
+        throw UsageError({cat("ground-truth box ", slot[row].item<int64_t>(), " of image ", sorted_image[row].item<int64_t>(),
+                              " has class ", labels[row].item<int64_t>(), ", outside the model's ", classes, " classes"),
+                          "class indices are 0-based and must be below the number of classes the head predicts",
+                          "build the model with as many classes as the dataset has, or fix the label"});
+      }
+    }
+    out.labels.index_put_({sorted_image, slot}, labels.unsqueeze(1));
     out.boxes.index_put_({sorted_image, slot}, sorted.slice(1, 2, 6));
     out.mask.index_put_({sorted_image, slot}, at::ones({rows.size(0), 1}, at::kBool));
   }
-  const auto device = targets.device();
-  return {out.labels.to(device), out.boxes.to(device), out.mask.to(device)};
+  const c10::Device target = device.value_or(targets.device());
+  if (!target.is_cuda()) return {out.labels.to(target), out.boxes.to(target), out.mask.to(target)};
+  // Pinned, so the copies are queued behind the forward pass instead of waiting for it.
+  const auto to_device = [&](const at::Tensor& t) { return t.pin_memory().to(target, /*non_blocking=*/true); };
+  return {to_device(out.labels), to_device(out.boxes), to_device(out.mask)};
 }
 
 DetectionLoss::DetectionLoss(LossOptions options) : options_(options) {
@@ -111,29 +126,36 @@ LossTerms DetectionLoss::operator()(const std::vector<LevelOutput>& outputs, con
 
   const at::Tensor distances = decode_distribution(head.distribution, bins);  // [B, A, 4] grid units
   const at::Tensor pred_boxes = distance_to_bbox(distances, head.anchors);     // [B, A, 4] grid units
-  const PaddedTargets gt = pad_targets(targets.to(device), batch);
-  const Assignment assigned =
-      assign_task_aligned(head.logits.detach().sigmoid(), pred_boxes.detach() * head.strides,
-                          head.anchors * head.strides, gt.labels, gt.boxes, gt.mask, options_.assigner);
+  const int64_t classes = head.logits.size(2);
+  const PaddedTargets gt = pad_targets(targets, batch, classes, device);
+  const Assignment assigned = assign_task_aligned(head.logits.detach().sigmoid(), pred_boxes.detach() * head.strides,
+                                                  head.anchors * head.strides, gt.labels, gt.boxes, gt.mask,
+                                                  options_.assigner, /*padded_and_checked=*/true);
 
   const at::Tensor raw_score_sum = assigned.scores.sum();
   const at::Tensor score_sum = raw_score_sum.clamp_min(1);
   const at::Tensor cls_sum = at::binary_cross_entropy_with_logits(head.logits, assigned.scores, {}, {}, at::Reduction::Sum);
   const at::Tensor cls = cls_sum / score_sum;
 
-  const at::Tensor fg = assigned.foreground;
-  const at::Tensor fg4 = fg.unsqueeze(-1);
-  const at::Tensor weight = assigned.scores.sum(-1).masked_select(fg);  // [F]
-  const at::Tensor target_boxes = assigned.boxes / head.strides;        // grid units, like the predictions
-  const at::Tensor pred_fg = pred_boxes.masked_select(fg4).view({-1, 4});
-  const at::Tensor target_fg = target_boxes.masked_select(fg4).view({-1, 4});
-  const at::Tensor box_sum = ((1 - complete_iou(pred_fg, target_fg)) * weight).sum();
+  // The box terms over every anchor, weighted by its target score (0 off the foreground), instead of
+  // selecting the foreground: a selection's size is known only after reading it back from the device,
+  // which would make the host wait for the GPU. Anchors off the foreground get a unit box at their own
+  // centre as target, so every term is finite and their zero weight zeroes value and gradient alike.
+  const at::Tensor fg = assigned.foreground.unsqueeze(-1);                     // [B, A, 1]
+  const at::Tensor weight = assigned.scores.sum(-1) * assigned.foreground;    // [B, A]
+  const at::Tensor placeholder = at::cat({head.anchors - 0.5, head.anchors + 0.5}, -1).expand_as(pred_boxes);
+  const at::Tensor target_boxes = at::where(fg, assigned.boxes / head.strides, placeholder);  // grid units
+  const at::Tensor box_sum = ((1 - complete_iou(pred_boxes.reshape({-1, 4}), target_boxes.reshape({-1, 4}))) *
+                              weight.reshape({-1}))
+                                 .sum();
   const at::Tensor box = box_sum / score_sum;
 
-  const at::Tensor anchors_fg = head.anchors.expand({batch, -1, -1}).masked_select(fg4).view({-1, 2});
-  const at::Tensor target_distances = bbox_to_distance(anchors_fg, target_fg, static_cast<double>(bins) - 1.01);
-  const at::Tensor logits_fg = head.distribution.masked_select(fg4).view({-1, 4, bins});
-  const at::Tensor dfl_sum = (distribution_focal_loss(logits_fg, target_distances) * weight).sum();
+  const at::Tensor target_distances =
+      bbox_to_distance(head.anchors.expand({batch, -1, -1}), target_boxes, static_cast<double>(bins) - 1.01);
+  const at::Tensor dfl_sum = (distribution_focal_loss(head.distribution.reshape({-1, 4, bins}),
+                                                      target_distances.reshape({-1, 4})) *
+                              weight.reshape({-1}))
+                                 .sum();
   const at::Tensor dfl = dfl_sum / score_sum;
 
   LossTerms terms;

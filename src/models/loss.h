@@ -14,6 +14,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "models/assigner.h"
@@ -43,9 +44,12 @@ struct PaddedTargets {
   at::Tensor mask;    // [B, M, 1] bool, true for real boxes
 };
 
-// Needs targets [N, 6] with image indices in [0, batch_size). Throws UsageError otherwise. The result is
-// on the targets' device, rows of an image in their original order.
-PaddedTargets pad_targets(const at::Tensor& targets, int64_t batch_size);
+// Needs targets [N, 6] with image indices in [0, batch_size) and, when `classes` > 0, class indices in
+// [0, classes). Throws UsageError otherwise. Rows of an image keep their original order. The padding is
+// done on the host (targets on a GPU are read back first: a synchronisation) and the result copied to
+// `device` (the targets' own device when none is given) without waiting: from pinned memory to a GPU.
+PaddedTargets pad_targets(const at::Tensor& targets, int64_t batch_size, int64_t classes = 0,
+                          std::optional<c10::Device> device = std::nullopt);
 
 struct LossOptions {
   double box_gain = 7.5;  // YOLOv8's defaults
@@ -73,7 +77,8 @@ class DetectionLoss {
   explicit DetectionLoss(LossOptions options = {});
 
   // The loss of one batch. Needs the raw head outputs (flatten_head's requirements), targets [N, 6] as
-  // the loader delivers them (any device; N may be 0: then only the cls term is non-zero) and the batch
+  // the loader delivers them (any device, best on the CPU: then the loss never waits for the GPU; N may be
+  // 0: then only the cls term is non-zero) and the batch
   // size, which must equal the outputs' B. Guarantees a finite result for finite outputs, in float32
   // whatever the outputs' dtype. Throws UsageError for inconsistent shapes or a class index outside the
   // head's classes.

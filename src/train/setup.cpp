@@ -136,7 +136,8 @@ augment::LoaderOptions train_loader_options(const RunConfig& config, const c10::
 
 TrainingInput training_input(const augment::Batch& batch, const RunConfig& config, const c10::Device& device,
                              int64_t iteration) {
-  TrainingInput input{infer::to_model_input(batch.images, device), batch.targets.to(device)};
+  // Targets stay on the host: the loss pads them there, so the step never waits to read them back.
+  TrainingInput input{infer::to_model_input(batch.images, device), batch.targets};
   if (config.augment.multi_scale > 0) {
     const int64_t size = augment::multi_scale_size(static_cast<uint64_t>(config.seed), iteration, config.imgsz,
                                                    config.augment.multi_scale);

@@ -57,8 +57,9 @@ void set_group_hyperparameters(torch::optim::Optimizer& optimizer, const RunConf
 // The training loader's options: the recipe, imgsz, batch, workers, seed, epochs, RAM cache and device.
 augment::LoaderOptions train_loader_options(const RunConfig& config, const c10::Device& device);
 
-// The model input of training batch `iteration`: float images (0..1) and targets on `device`, both resized
-// to the iteration's size when config.augment.multi_scale > 0 (augment/multiscale.h).
+// The model input of training batch `iteration`: float images (0..1) on `device` and targets on the host
+// (the loss pads them there), both resized to the iteration's size when config.augment.multi_scale > 0
+// (augment/multiscale.h).
 struct TrainingInput {
   at::Tensor images, targets;
 };

@@ -381,15 +381,17 @@ BatchOutcome Trainer::run_chunks(const at::Tensor& images, const at::Tensor& tar
     // (train_batch), which is exactly the gradient of one process with the whole global batch.
     at::Tensor total = group_ ? terms.unnormalized : terms.total;
     if (begin == 0 && inject_nonfinite_.erase(iteration)) total = total * std::numeric_limits<double>::quiet_NaN();
-    // One device-to-host copy for the numbers the step needs (each .item() would wait for the device).
+    // Backward is queued before the numbers are read, so the device goes from forward to backward without
+    // waiting for the host; a non-finite loss leaves non-finite gradients, which the caller discards
+    // (restore_grads). Then one device-to-host copy for the numbers the step needs.
     const auto as_double = [](const at::Tensor& t) { return t.detach().to(at::kDouble).reshape({1}); };
-    const at::Tensor values = at::cat({as_double(total), as_double(terms.box), as_double(terms.cls), as_double(terms.dfl),
-                                       as_double(terms.score_sum)})
-                                  .to(at::kCPU);
-    const double* v = values.data_ptr<double>();
-    if (!std::isfinite(v[0])) return BatchOutcome::non_finite;
+    const at::Tensor pending = at::cat({as_double(total), as_double(terms.box), as_double(terms.cls),
+                                        as_double(terms.dfl), as_double(terms.score_sum)});
     (scaler_.enabled() ? total * scaler_.scale() : total).backward();
     if (autocast_) compat::clear_autocast_cache();
+    const at::Tensor values = pending.to(at::kCPU);
+    const double* v = values.data_ptr<double>();
+    if (!std::isfinite(v[0])) return BatchOutcome::non_finite;
     box += v[1] * static_cast<double>(size);
     cls += v[2] * static_cast<double>(size);
     dfl += v[3] * static_cast<double>(size);

@@ -377,7 +377,9 @@ TEST(Loader, ShardsEachGlobalBatchAcrossRanksWithoutOverlap) {
       seen.insert(joined.begin(), joined.end());
       // The same augmentation as the single process: rank 0's images are the first rows of the global batch.
       const int64_t n0 = static_cast<int64_t>(ranks[0][k].indices.size());
-      if (n0 > 0) EXPECT_TRUE(at::equal(ranks[0][k].images, reference[k].images.narrow(0, 0, n0)));
+      if (n0 > 0) {
+        EXPECT_TRUE(at::equal(ranks[0][k].images, reference[k].images.narrow(0, 0, n0)));
+      }
     }
     EXPECT_EQ(seen.size(), 11u);
     EXPECT_EQ(std::set<int64_t>(seen.begin(), seen.end()).size(), 11u);  // none twice

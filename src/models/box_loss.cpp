@@ -10,15 +10,16 @@
 namespace detkit::models {
 
 std::pair<at::Tensor, at::Tensor> make_anchors(const std::vector<std::vector<int64_t>>& grids,
-                                               const std::vector<int64_t>& strides) {
+                                               const std::vector<int64_t>& strides, const c10::Device& device) {
   DETKIT_ASSERT(grids.size() == strides.size(), "one stride per grid");
+  const auto options = at::TensorOptions().dtype(at::kFloat).device(device);
   std::vector<at::Tensor> points, stride_column;
   for (std::size_t level = 0; level < grids.size(); ++level) {
     const int64_t h = grids[level][0], w = grids[level][1];
-    const at::Tensor xs = at::arange(w, at::kFloat) + 0.5, ys = at::arange(h, at::kFloat) + 0.5;
+    const at::Tensor xs = at::arange(w, options) + 0.5, ys = at::arange(h, options) + 0.5;
     const auto mesh = at::meshgrid({ys, xs}, "ij");
     points.push_back(at::stack({mesh[1], mesh[0]}, -1).view({-1, 2}));
-    stride_column.push_back(at::full({h * w, 1}, static_cast<double>(strides[level]), at::kFloat));
+    stride_column.push_back(at::full({h * w, 1}, static_cast<double>(strides[level]), options));
   }
   return {at::cat(points), at::cat(stride_column)};
 }

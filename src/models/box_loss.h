@@ -10,9 +10,10 @@
 namespace detkit::models {
 
 // Anchor points at cell centres (x + 0.5, y + 0.5) in grid units for grids [H, W] listed per level, and
-// each point's stride: ([A, 2], [A, 1]) with A = sum of H * W, level by level, row-major.
+// each point's stride: ([A, 2], [A, 1]) with A = sum of H * W, level by level, row-major; float32 on `device`.
 std::pair<at::Tensor, at::Tensor> make_anchors(const std::vector<std::vector<int64_t>>& grids,
-                                               const std::vector<int64_t>& strides);
+                                               const std::vector<int64_t>& strides,
+                                               const c10::Device& device = c10::Device(c10::kCPU));
 
 // Expected distance of each side from per-bin logits: logits [..., 4 * bins] -> distances [..., 4].
 at::Tensor decode_distribution(const at::Tensor& logits, int64_t bins);

@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <tuple>
+
 #include "core/error.h"
 #include "core/text.h"
 #include "models/box_loss.h"
@@ -52,9 +54,8 @@ FlatHead flatten_head(const std::vector<LevelOutput>& outputs, int64_t reg_max) 
   FlatHead head;
   head.distribution = at::cat(distributions, 1).to(at::kFloat);
   head.logits = at::cat(logits, 1).to(at::kFloat);
-  auto [points, point_strides] = make_anchors(grids, strides);
-  head.anchors = points.to(first.device());
-  head.strides = point_strides.to(first.device());
+  // Made on the outputs' device: copying them there from pageable host memory would wait for the device.
+  std::tie(head.anchors, head.strides) = make_anchors(grids, strides, first.device());
   return head;
 }
 

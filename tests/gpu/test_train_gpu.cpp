@@ -1,8 +1,11 @@
 // The trainer on a CUDA device: mixed precision trains and reports memory, and a real device
 // out-of-memory (forced by capping this process's share of the GPU) is recovered by halving the
-// micro-batch, with the run finishing all its epochs.
+// micro-batch, with the run finishing all its epochs. And the training step never makes the host wait
+// for the device except where it reads its numbers back.
 #include <gtest/gtest.h>
 #include <torch/cuda.h>
+#include <torch/optim/adamw.h>
+#include <torch/optim/sgd.h>
 
 #include <iostream>
 
@@ -11,7 +14,12 @@
 #include "core/torch_plugin.h"
 #include "data/formats_read.h"
 #include "data/synth.h"
+#include "infer/predict.h"
+#include "models/loss.h"
+#include "models/yolo.h"
 #include "test_util.h"
+#include "train/optimizer_step.h"
+#include "train/setup.h"
 #include "train/trainer.h"
 
 using namespace detkit;
@@ -101,4 +109,55 @@ TEST(GpuTrain, ARealOutOfMemoryIsRecoveredByHalvingTheMicroBatch) {
   EXPECT_LE(result.micro_batch, 32);
   std::cout << "out-of-memory events: " << result.oom_events << ", micro-batch now " << result.micro_batch << "\n"
             << read_file(fs::path(result.run_dir) / "events.json");
+}
+
+// The step as the trainer runs it (forward under bf16 autocast, loss with targets on the host, backward,
+// foreach optimizer step, zeroing) with LibTorch's sync debug mode set to throw: any operation that
+// waits for the device (a read-back, a blocking copy, a synchronisation) fails the test. The trainer's two
+// deliberate reads per step (loss values, gradient norm) are left out.
+TEST(GpuTrain, TheTrainingStepNeverWaitsForTheDeviceBetweenItsReads) {
+  REQUIRE_CUDA();
+  const c10::Device device("cuda:0");
+  models::YoloOptions options;
+  options.scale = models::yolo_scale("yolo-n");
+  options.classes = 3;
+  for (const std::string optimizer : {"adamw", "sgd"}) {
+    models::YoloDetector model(options);
+    model->to(device);
+    models::use_channels_last(model);
+    model->train();
+    std::vector<at::Tensor> params = model->parameters();
+    std::unique_ptr<torch::optim::Optimizer> opt;
+    if (optimizer == "adamw")
+      opt = std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(1e-3).weight_decay(0.05));
+    else
+      opt = std::make_unique<torch::optim::SGD>(
+          params, torch::optim::SGDOptions(1e-2).momentum(0.9).nesterov(true).weight_decay(5e-4));
+    const models::DetectionLoss loss;
+    const at::Tensor raw = at::randint(0, 256, {8, 3, 320, 320}, at::TensorOptions().dtype(at::kByte).device(device));
+    const at::Tensor targets = at::tensor({0.f, 1.f, 10.f, 20.f, 90.f, 120.f, 3.f, 2.f, 100.f, 100.f, 180.f, 260.f,
+                                           7.f, 0.f, 5.f, 5.f, 300.f, 310.f})
+                                   .view({3, 6});
+    const bool bf16 = compat::cuda_supports_bf16(0);
+    if (bf16) compat::set_cuda_autocast_dtype(true);
+    const auto step = [&] {
+      const at::Tensor images = infer::to_model_input(raw, device).contiguous(at::MemoryFormat::ChannelsLast);
+      const models::LossTerms terms = train::forward_loss(model, loss, images, targets, bf16);
+      terms.total.backward();
+      if (bf16) compat::clear_autocast_cache();
+      train::foreach_step(*opt);
+      train::zero_gradients(*opt);
+    };
+    step();  // first: optimizer state, cuDNN plans, allocator pools
+    compat::cuda_error_on_sync(true);
+    try {
+      step();
+      step();
+    } catch (const std::exception& e) {
+      compat::cuda_error_on_sync(false);
+      FAIL() << optimizer << ": the step waited for the device: " << e.what();
+    }
+    compat::cuda_error_on_sync(false);
+    EXPECT_TRUE(std::isfinite(params.front().sum().item<double>())) << optimizer;
+  }
 }

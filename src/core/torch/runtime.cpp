@@ -15,6 +15,7 @@
 #if defined(DETKIT_TORCH_CUDA)
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
 #endif
 
 namespace detkit {
@@ -186,6 +187,15 @@ void cuda_reset_peak(int index) {
 void cuda_empty_cache() {
 #if defined(DETKIT_TORCH_CUDA)
   c10::cuda::CUDACachingAllocator::emptyCache();
+#endif
+}
+
+void cuda_error_on_sync(bool error) {
+#if defined(DETKIT_TORCH_CUDA)
+  c10::cuda::warning_state().set_sync_debug_mode(error ? c10::cuda::SyncDebugMode::L_ERROR
+                                                       : c10::cuda::SyncDebugMode::L_DISABLED);
+#else
+  (void)error;
 #endif
 }
 

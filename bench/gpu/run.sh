@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # GPU training throughput (issue 19's benchmark; docs/benchmarks.md): for each model and precision, in one
 # run on one machine,
-#   model   the training step alone: `detkit model speed --channels-last` (forward, loss, backward,
-#           clipping, SGD, EMA on one synthetic batch kept on the device; no data loading), in the memory
-#           layout the trainer uses by default
+#   model   the training step alone: `detkit model speed --channels-last --cudnn-benchmark` (forward, loss,
+#           backward, clipping, SGD, EMA on one synthetic batch kept on the device; no data loading), with
+#           the memory layout and cuDNN setting the trainer uses by default
 #   detkit  `detkit train` end to end on a synthetic dataset (decoding, augmentation, copies, the step):
 #           results.csv's images per second of the epochs after the first
 #   peer    the same model, loss, optimizer and augmentation recipe in this machine's Python torch
-#           (bench/train/peer.py --device --amp), same dataset, batch and loader workers
+#           (bench/train/peer.py --device --amp), same dataset, batch and loader workers, and the same
+#           channels-last layout and cuDNN benchmark setting, so the ratio compares implementations
 # and the ratios the issue asks for: detkit / model (is the data pipeline the bottleneck?), detkit / peer,
 # and bf16 / fp32 end to end.
 #
@@ -63,7 +64,7 @@ for model in $MODELS; do
 
     log "$model $precision: model step alone"
     if "$detkit" model speed --model "$model" --classes 3 --imgsz "$IMGSZ" --batch "$BATCH" --steps "$STEPS" \
-         --warmup 5 --device "$DEVICE" --channels-last "${amp_flag[@]}" --json > "model-$model-$precision.json" 2> "model-$model-$precision.log"; then
+         --warmup 5 --device "$DEVICE" --channels-last --cudnn-benchmark "${amp_flag[@]}" --json > "model-$model-$precision.json" 2> "model-$model-$precision.log"; then
       record "$model" "$precision" model ok "model-$model-$precision.json"
     else
       record "$model" "$precision" model error "model-$model-$precision.log"
@@ -82,7 +83,8 @@ for model in $MODELS; do
     log "$model $precision: Python peer"
     if $PYTHON "$root/bench/train/peer.py" data/data.yaml --model "$model" --imgsz "$IMGSZ" --batch "$BATCH" \
          --nominal-batch "$BATCH" --epochs "$EPOCHS" --workers "$WORKERS" --warmup-epochs 0 --device "$DEVICE" \
-         --amp "$peer_amp" --threads "$(nproc)" > "peer-$name.json" 2> "peer-$name.log"; then
+         --amp "$peer_amp" --channels-last --cudnn-benchmark --threads "$(nproc)" \
+         > "peer-$name.json" 2> "peer-$name.log"; then
       record "$model" "$precision" peer ok "peer-$name.json"
     else
       record "$model" "$precision" peer error "peer-$name.log"

@@ -403,6 +403,8 @@ def main():
     ap.add_argument("--check-params", type=int, default=0, help="fail unless the model has this many parameters")
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     ap.add_argument("--amp", choices=["none", "bf16", "fp16"], default="none", help="autocast for forward and loss")
+    ap.add_argument("--channels-last", action="store_true", help="model and images in NHWC memory order")
+    ap.add_argument("--cudnn-benchmark", action="store_true", help="torch.backends.cudnn.benchmark = True")
     a = ap.parse_args()
 
     torch.set_num_threads(a.threads)
@@ -419,7 +421,9 @@ def main():
     on_device = (lambda: torch.device(device)) if device.type != "cpu" else contextlib.nullcontext
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(a.amp)
     scaler = torch.cuda.amp.GradScaler() if a.amp == "fp16" else None
-    model = Detector(a.model, classes).to(device)
+    torch.backends.cudnn.benchmark = a.cudnn_benchmark
+    memory_format = torch.channels_last if a.channels_last else torch.contiguous_format
+    model = Detector(a.model, classes).to(device, memory_format=memory_format)
     params = sum(p.numel() for p in model.parameters())
     if a.check_params and params != a.check_params:
         sys.exit(f"parameter count {params} differs from detkit's {a.check_params}")
@@ -451,7 +455,7 @@ def main():
                     group["momentum"] = sched.mom(it)
                 else:
                     group["betas"] = (sched.mom(it), group["betas"][1])
-            x = imgs.to(device, non_blocking=True).float().div_(255)
+            x = imgs.to(device, non_blocking=True).float().div_(255).contiguous(memory_format=memory_format)
             targets = targets.to(device, non_blocking=True)
             autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
             with on_device(), autocast:

@@ -22,6 +22,7 @@ int print_speed(const TrainingSpeedRequest& request, bool json) {
     j["device"] = r.device;
     j["precision"] = r.precision;
     j["channels_last"] = request.channels_last;
+    j["cudnn_benchmark"] = request.cudnn_benchmark;
     j["batch"] = r.batch;
     j["steps"] = r.steps;
     j["step_seconds"] = r.step_seconds;
@@ -60,6 +61,8 @@ int run_model(const std::vector<std::string>& args) {
   set.add("--amp", &speed.amp, "speed: mixed precision (bf16 where the GPU has it, else fp16; bf16 on the CPU)");
   set.add("--device", &speed.device, "speed: cpu, cuda, cuda:N or auto");
   set.add("--channels-last", &speed.channels_last, "speed: weights and images in NHWC memory order");
+  set.add("--cudnn-benchmark", &speed.cudnn_benchmark,
+          "speed: on a GPU, cuDNN times its convolution algorithms and keeps the fastest (as training does by default)");
   set.add("--json", &json, "print as JSON");
   add_common_options(set, common);
   set.epilog("examples:\n  detkit model info --model yolo-s --imgsz 416 --classes 3\n"

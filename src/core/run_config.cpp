@@ -56,6 +56,9 @@ void RunConfig::visit(ConfigVisitor& v) {
   v.field("seed", seed, "seed for every random number generator", {0, {}});
   v.field("amp", amp, "mixed precision on CUDA (bf16 where supported, else fp16)");
   v.field("channels_last", channels_last, "weights and images in NHWC memory order (faster convolutions)");
+  v.field("cudnn_benchmark", cudnn_benchmark,
+          "on a GPU, cuDNN times its convolution algorithms for each new input shape and keeps the fastest "
+          "(false: its heuristic choice, the same every run)");
   v.field("optimizer", optimizer, "optimizer", {"sgd", "adamw"});
   v.field("lr0", lr0, lr0_auto,
           "initial learning rate (0.01; 0.002 when starting from weights); auto: from a learning-rate range test (see lr_find)",

@@ -75,6 +75,7 @@ struct RunConfig {
   int64_t seed = 0;                     // seed for every random number generator
   bool amp = true;                      // mixed precision on CUDA (bf16 where supported, else fp16)
   bool channels_last = true;            // weights and images in NHWC memory order (faster convolutions)
+  bool cudnn_benchmark = true;          // on a GPU, cuDNN times its convolution algorithms per shape, keeps the fastest
   std::string optimizer = "sgd";        // optimizer
   double lr0 = 0.01;                    // initial learning rate (`auto`: sets lr0_auto)
   bool lr0_auto = false;                // lr0: auto, chosen by a learning-rate range test before training

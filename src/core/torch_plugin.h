@@ -70,6 +70,7 @@ struct TrainingSpeedRequest {
   int64_t warmup = 5;   // untimed steps first (allocator, cuDNN algorithm choice)
   bool amp = false;     // autocast: bf16 where the GPU has it, else fp16; bf16 on the CPU
   bool channels_last = false;  // NHWC weights and images
+  bool cudnn_benchmark = false;  // cuDNN times its algorithms per shape (GPU; training's default is on)
   std::string device = "auto";
 };
 

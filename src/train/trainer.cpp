@@ -760,6 +760,8 @@ TrainResult Trainer::run() {
     write_file_atomic(run_dir_ / "weights-import.txt", table);
   }
   if (config_.channels_last) models::use_channels_last(model_);
+  // After batch: auto's profiling, whose peak must not include cuDNN's trial workspaces.
+  if (device_.is_cuda()) compat::set_cudnn_benchmark(config_.cudnn_benchmark);
   if (group_) {
     // Every rank starts from rank 0's weights (equal anyway with the same seed and weights file).
     std::vector<at::Tensor> state = model_->parameters();

@@ -54,6 +54,10 @@ void cuda_empty_cache();
 // as out-of-memory. No effect without CUDA support.
 void cuda_set_memory_fraction(double fraction, int index);
 
+// Whether cuDNN times its convolution algorithms for each new input shape and keeps the fastest (true)
+// or takes its heuristic choice (false). Process-wide; no effect without cuDNN.
+void set_cudnn_benchmark(bool on);
+
 // Makes every operation that waits for CUDA device work (.item(), a copy to the host, a blocking copy
 // from pageable host memory, a stream synchronisation) throw when `error` is true (LibTorch's sync debug
 // mode), and stops that when false. For tests that prove a code path never makes the host wait. No

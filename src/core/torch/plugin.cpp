@@ -142,6 +142,7 @@ class LibTorchPlugin final : public TorchPlugin {
       spec.amp = request.amp;
       spec.channels_last = request.channels_last;
       spec.device = resolve_device(request.device);
+      if (spec.device.is_cuda()) compat::set_cudnn_benchmark(request.cudnn_benchmark);
       return train::measure_training_speed(spec, request.batch, request.steps, request.warmup);
     });
   }

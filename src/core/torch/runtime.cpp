@@ -1,5 +1,6 @@
 #include "core/torch/runtime.h"
 
+#include <ATen/Context.h>
 #include <ATen/Version.h>
 #include <torch/cuda.h>
 #include <ATen/autocast_mode.h>
@@ -189,6 +190,8 @@ void cuda_empty_cache() {
   c10::cuda::CUDACachingAllocator::emptyCache();
 #endif
 }
+
+void set_cudnn_benchmark(bool on) { at::globalContext().setBenchmarkCuDNN(on); }
 
 void cuda_error_on_sync(bool error) {
 #if defined(DETKIT_TORCH_CUDA)

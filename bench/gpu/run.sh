@@ -57,6 +57,16 @@ print(json.dumps(row))
 PY
 }
 
+# The loader alone (decoding, the recipe, collation on WORKERS threads; no training): if it delivers fewer
+# images per second than the step alone takes, the data pipeline bounds training.
+log "loader alone"
+if "$(dirname "$detkit")/detkit_bench_loader" --workers "$WORKERS" --imgsz "$IMGSZ" --batch "$BATCH" --epochs 2 --trials 1 \
+     data/data.yaml train > loader.json 2> loader.log; then
+  record - - loader ok loader.json
+else
+  record - - loader error loader.log
+fi
+
 for model in $MODELS; do
   for precision in $PRECISIONS; do
     amp_flag=() amp_cfg=false peer_amp=none

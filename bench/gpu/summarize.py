@@ -17,12 +17,21 @@ def warm_mean(rates):
 def rate(row):
     if "error" in row:
         return None
+    if row["side"] == "loader":
+        return row["result"]["samples_per_s"]
     if row["side"] == "model":
         return row["result"]["images_per_second"]
     if row["side"] == "detkit":
         rows = list(csv.DictReader(open(row["results_csv"])))
         return warm_mean([float(r["images_per_second"]) for r in rows])
     return warm_mean([e["images_per_second"] for e in row["result"]["epochs"]])
+
+
+def data_wait_share(row):
+    """detkit's share of training time spent waiting for batches (epochs after the first)."""
+    if row["side"] != "detkit" or "error" in row:
+        return None
+    return warm_mean([float(r["data_wait_share"]) for r in csv.DictReader(open(row["results_csv"]))])
 
 
 def ratio(a, b):
@@ -32,24 +41,36 @@ def ratio(a, b):
 def main():
     path, device, imgsz, batch = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    table, errors = {}, []
+    table, errors, waits, loader = {}, [], {}, None
     for row in rows:
+        if row["side"] == "loader":
+            loader = rate(row)
+            if "error" in row:
+                errors.append(f"loader: {row['error'].strip()}")
+            continue
         table.setdefault((row["model"], row["precision"]), {})[row["side"]] = rate(row)
+        waits[(row["model"], row["precision"])] = data_wait_share(row) if row["side"] == "detkit" else waits.get(
+            (row["model"], row["precision"]))
         if "error" in row:
             errors.append(f"{row['model']} {row['precision']} {row['side']}: {row['error'].strip()}")
-    summary = {"device": device, "imgsz": int(imgsz), "batch": int(batch), "runs": [], "errors": errors}
+    summary = {"device": device, "imgsz": int(imgsz), "batch": int(batch), "loader_alone": loader, "runs": [],
+               "errors": errors}
     print(f"device {device}, {imgsz} px, batch {batch}\n")
-    print("| model | precision | step alone img/s | detkit end to end img/s | Python peer img/s | detkit / step | detkit / peer |")
-    print("|---|---|---|---|---|---|---|")
+    if loader:
+        print(f"loader alone (decode, recipe, collate; no training): {loader:.1f} img/s\n")
+    print("| model | precision | step alone img/s | detkit end to end img/s | Python peer img/s | detkit / step | "
+          "detkit / peer | detkit data wait |")
+    print("|---|---|---|---|---|---|---|---|")
     fmt = lambda v: "-" if v is None else f"{v:.1f}"
     fmt2 = lambda v: "-" if v is None else f"{v:.2f}"
     for (model, precision), r in table.items():
         m, d, p = r.get("model"), r.get("detkit"), r.get("peer")
+        wait = waits.get((model, precision))
         entry = {"model": model, "precision": precision, "model_step": m, "detkit": d, "peer": p,
-                 "detkit_over_step": ratio(d, m), "detkit_over_peer": ratio(d, p)}
+                 "detkit_over_step": ratio(d, m), "detkit_over_peer": ratio(d, p), "detkit_data_wait_share": wait}
         summary["runs"].append(entry)
         print(f"| {model} | {precision} | {fmt(m)} | {fmt(d)} | {fmt(p)} | {fmt2(entry['detkit_over_step'])} | "
-              f"{fmt2(entry['detkit_over_peer'])} |")
+              f"{fmt2(entry['detkit_over_peer'])} | {fmt2(wait)} |")
     for model in sorted({m for m, _ in table}):
         fp32, bf16 = table.get((model, "fp32"), {}), table.get((model, "bf16"), {})
         r = ratio(bf16.get("detkit"), fp32.get("detkit"))

@@ -68,3 +68,45 @@ if(DETKIT_WITH_TORCH)
     message(STATUS "detkit: gloo headers not found: no distributed training (install libgloo-dev)")
   endif()
 endif()
+
+# NCCL (GPU to GPU collectives) from a CUDA LibTorch 2.x: its ProcessGroupNCCL header needs nccl.h (pip
+# torch keeps it in nvidia/nccl/include beside itself) and must compile here, which is checked first, so a
+# LibTorch whose header does not fit leaves detkit on Gloo instead of failing the build.
+set(DETKIT_WITH_NCCL OFF)
+if(DETKIT_WITH_GLOO AND NOT DETKIT_TORCH_CUDA STREQUAL "no" AND Torch_VERSION VERSION_GREATER_EQUAL 2.0)
+  find_program(_python3 python3)
+  set(_nccl_hint "")
+  if(_python3)
+    execute_process(COMMAND ${_python3} -c "import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], 'include'))"
+                    OUTPUT_VARIABLE _nccl_hint OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+  endif()
+  find_path(DETKIT_NCCL_INCLUDE_DIR nccl.h HINTS ${_nccl_hint} ${CUDAToolkit_INCLUDE_DIRS} ${CUDA_INCLUDE_DIRS})
+  if(DETKIT_NCCL_INCLUDE_DIR)
+    include(CheckCXXSourceCompiles)
+    set(CMAKE_REQUIRED_INCLUDES ${TORCH_INCLUDE_DIRS} ${DETKIT_NCCL_INCLUDE_DIR} ${CUDAToolkit_INCLUDE_DIRS} ${CUDA_INCLUDE_DIRS})
+    set(CMAKE_REQUIRED_DEFINITIONS -DUSE_C10D_NCCL)
+    set(CMAKE_REQUIRED_FLAGS "${TORCH_CXX_FLAGS} -std=c++17")
+    set(CMAKE_TRY_COMPILE_TARGET_TYPE STATIC_LIBRARY)
+    check_cxx_source_compiles([[
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+c10::intrusive_ptr<c10d::Backend> make(const c10::intrusive_ptr<c10d::Store>& store) {
+  auto options = c10d::ProcessGroupNCCL::Options::create();
+  options->timeout = std::chrono::milliseconds(1000);
+  return c10::make_intrusive<c10d::ProcessGroupNCCL>(store, 0, 1, options);
+}
+int main() { return 0; }
+]] DETKIT_NCCL_HEADER_COMPILES)
+    unset(CMAKE_REQUIRED_INCLUDES)
+    unset(CMAKE_REQUIRED_DEFINITIONS)
+    unset(CMAKE_REQUIRED_FLAGS)
+    unset(CMAKE_TRY_COMPILE_TARGET_TYPE)
+    if(DETKIT_NCCL_HEADER_COMPILES)
+      set(DETKIT_WITH_NCCL ON)
+      message(STATUS "detkit: c10d with NCCL (nccl.h in ${DETKIT_NCCL_INCLUDE_DIR})")
+    else()
+      message(STATUS "detkit: ProcessGroupNCCL.hpp does not compile here (CMakeFiles/CMakeError.log): GPUs use Gloo")
+    endif()
+  else()
+    message(STATUS "detkit: nccl.h not found: GPUs use Gloo for distributed training")
+  endif()
+endif()

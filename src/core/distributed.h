@@ -26,8 +26,11 @@ struct DistributedEnv {
   // every rank connects as a client, under the key prefix /worker/attempt_<TORCHELASTIC_RESTART_COUNT>.
   bool agent_store = false;
   int64_t restart_count = 0;
+  bool launched = false;                  // RANK and WORLD_SIZE were both set (torchrun, detkit train --nproc)
 
-  bool active() const { return world_size > 1; }
+  // Whether this process joins a process group: in a job of several ranks, or one a launcher started
+  // with WORLD_SIZE=1 (as torch.distributed does under torchrun: the collectives then run on one rank).
+  bool active() const { return world_size > 1 || launched; }
   bool is_main() const { return rank == 0; }  // the rank that writes files and logs progress
 };
 

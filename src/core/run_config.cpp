@@ -87,6 +87,10 @@ void RunConfig::visit(ConfigVisitor& v) {
   v.field("inject_nonfinite", inject_nonfinite, "testing: make the loss NaN at these batches (e.g. \"12\")");
   v.field("inject_rank", inject_rank, "testing: the rank where inject_oom / inject_nonfinite fire (-1: every rank)", {-1, {}});
   v.field("sync_bn", sync_bn, "distributed: BatchNorm statistics over all ranks' batches (SyncBatchNorm)");
+  v.field("dist_backend", dist_backend,
+          "distributed: the collectives' backend: auto (NCCL when training on GPUs and this build has it, else Gloo), "
+          "gloo or nccl",
+          {"auto", "gloo", "nccl"});
   v.field("dist_timeout", dist_timeout, "distributed: seconds a rank waits for the others (joining, a step, validation)",
           {1, 86400});
   v.field("patience", patience, "stop after N evaluations without improvement (0: never)", {0, {}});

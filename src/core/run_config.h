@@ -104,6 +104,7 @@ struct RunConfig {
   int64_t inject_rank = -1;             // testing: the rank where inject_oom / inject_nonfinite fire (-1: every rank)
   bool sync_bn = false;                 // distributed: BatchNorm statistics over all ranks' batches (SyncBatchNorm)
   double dist_timeout = 600;            // distributed: seconds a rank waits for the others (joining, a step, validation)
+  std::string dist_backend = "auto";    // distributed: auto (NCCL on GPUs when built with it, else Gloo), gloo or nccl
   int64_t patience = 50;                // stop after N evaluations without improvement (0: never)
   std::string cache = "none";           // keep decoded images in RAM
   std::string project = "runs";         // directory that holds run directories

@@ -10,6 +10,8 @@
 #include "core/torch/runtime.h"
 
 #if defined(DETKIT_WITH_GLOO)
+#include "train/process_group_backend.h"
+
 #include <torch/csrc/distributed/c10d/FileStore.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
@@ -26,11 +28,37 @@ bool distributed_available() {
 #endif
 }
 
+const char* backend_name(CommBackend backend) { return backend == CommBackend::nccl ? "NCCL" : "Gloo"; }
+
+bool nccl_available() {
+#if defined(DETKIT_WITH_GLOO)
+  return nccl_compiled();
+#else
+  return false;
+#endif
+}
+
+CommBackend choose_backend(const std::string& requested, const c10::Device& device) {
+  if (requested == "gloo") return CommBackend::gloo;
+  if (requested == "auto") return device.is_cuda() && nccl_available() ? CommBackend::nccl : CommBackend::gloo;
+  DETKIT_ASSERT(requested == "nccl", "dist_backend is auto, gloo or nccl");
+  if (!device.is_cuda())
+    throw ConfigError({"dist_backend=nccl needs training on CUDA devices, but this job trains on the CPU",
+                       "NCCL moves tensors between GPUs only", "use dist_backend=gloo (or auto) on the CPU, or device=cuda"});
+  if (!nccl_available())
+    throw EnvironmentError({"dist_backend=nccl, but this build of detkit has no NCCL backend",
+                            "it was built against a LibTorch without c10d's NCCL (a CPU build, or its header did not "
+                            "compile here)",
+                            "use dist_backend=gloo (or auto), or rebuild against a CUDA LibTorch 2.x"});
+  return CommBackend::nccl;
+}
+
 #if defined(DETKIT_WITH_GLOO)
 
 struct ProcessGroup::Impl {
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
+  c10::intrusive_ptr<C10dGroup> group;
+  c10::Device device{c10::kCPU};  // where the collectives' tensors must be (NCCL: this rank's GPU)
 };
 
 namespace {
@@ -49,8 +77,8 @@ void collective(const char* what, int64_t rank, Fn&& fn) {
   }
 }
 
-c10::intrusive_ptr<c10d::ProcessGroupGloo> make_group(const c10::intrusive_ptr<c10d::Store>& store, int64_t rank,
-                                                      int64_t world_size, std::chrono::milliseconds timeout) {
+c10::intrusive_ptr<C10dGroup> make_group(const c10::intrusive_ptr<c10d::Store>& store, int64_t rank,
+                                         int64_t world_size, std::chrono::milliseconds timeout) {
   auto options = c10d::ProcessGroupGloo::Options::create(timeout);
   // Loopback when the job lives on one machine; the host's name otherwise (gloo resolves it).
   options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
@@ -64,13 +92,15 @@ void ignore_broken_pipes() { std::signal(SIGPIPE, SIG_IGN); }
 
 }  // namespace
 
-ProcessGroup::ProcessGroup(std::unique_ptr<Impl> impl, int64_t rank, int64_t world_size)
-    : impl_(std::move(impl)), rank_(rank), world_size_(world_size) {}
+ProcessGroup::ProcessGroup(std::unique_ptr<Impl> impl, int64_t rank, int64_t world_size, CommBackend backend)
+    : impl_(std::move(impl)), rank_(rank), world_size_(world_size), backend_(backend) {}
 ProcessGroup::~ProcessGroup() = default;
 
-std::unique_ptr<ProcessGroup> ProcessGroup::connect(const DistributedEnv& env, std::chrono::milliseconds timeout) {
+std::unique_ptr<ProcessGroup> ProcessGroup::connect(const DistributedEnv& env, std::chrono::milliseconds timeout,
+                                                    CommBackend backend, c10::Device device) {
   ignore_broken_pipes();
   auto impl = std::make_unique<Impl>();
+  impl->device = backend == CommBackend::nccl ? device : c10::Device(c10::kCPU);
   try {
     c10d::TCPStoreOptions o;
     o.port = static_cast<std::uint16_t>(env.master_port);
@@ -83,14 +113,17 @@ std::unique_ptr<ProcessGroup> ProcessGroup::connect(const DistributedEnv& env, s
     // must not read the last attempt's).
     if (env.agent_store)
       impl->store = c10::make_intrusive<c10d::PrefixStore>(cat("/worker/attempt_", env.restart_count), impl->store);
-    impl->group = make_group(impl->store, env.rank, env.world_size, timeout);
+    impl->group = backend == CommBackend::nccl ? make_nccl_group(impl->store, env.rank, env.world_size, timeout)
+                                               : make_group(impl->store, env.rank, env.world_size, timeout);
+  } catch (const detkit::Error&) {
+    throw;
   } catch (const std::exception& e) {
     throw RunError({cat("rank ", env.rank, " of ", env.world_size, " could not join the job at ", env.master_addr, ":", env.master_port),
                     strip_torch_backtrace(e.what()),
                     cat("start all ", env.world_size, " ranks within ", timeout.count() / 1000,
                         " s with the same MASTER_ADDR and MASTER_PORT; if the port is taken, choose another (MASTER_PORT)")});
   }
-  return std::unique_ptr<ProcessGroup>(new ProcessGroup(std::move(impl), env.rank, env.world_size));
+  return std::unique_ptr<ProcessGroup>(new ProcessGroup(std::move(impl), env.rank, env.world_size, backend));
 }
 
 std::unique_ptr<ProcessGroup> ProcessGroup::connect_file(const std::string& path, int64_t rank, int64_t world_size,
@@ -105,17 +138,17 @@ std::unique_ptr<ProcessGroup> ProcessGroup::connect_file(const std::string& path
     throw RunError({cat("rank ", rank, " of ", world_size, " could not join the job through ", path), strip_torch_backtrace(e.what()),
                     "start every rank with the same store file, which none may have used before"});
   }
-  return std::unique_ptr<ProcessGroup>(new ProcessGroup(std::move(impl), rank, world_size));
+  return std::unique_ptr<ProcessGroup>(new ProcessGroup(std::move(impl), rank, world_size, CommBackend::gloo));
 }
 
 namespace {
 
 // Packs `tensors` into flat buckets per dtype, in order, each at most bucket_bytes (a tensor larger than
-// that is a bucket alone), runs `collective` on each flat bucket in place, and copies the results back
-// (whatever the tensors' memory layout). Every rank forms the same buckets from tensors of the same
-// shapes, so the collectives pair up.
+// that is a bucket alone), runs `collective` on each flat bucket (on `device`) in place, and copies the
+// results back (whatever the tensors' memory layout and device). Every rank forms the same buckets from
+// tensors of the same shapes, so the collectives pair up.
 template <typename Fn>
-void in_buckets(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes, Fn&& collective) {
+void in_buckets(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes, const c10::Device& device, Fn&& collective) {
   std::map<at::ScalarType, std::vector<std::vector<at::Tensor>>> buckets;
   std::map<at::ScalarType, int64_t> filled;
   for (const at::Tensor& t : tensors) {
@@ -133,7 +166,7 @@ void in_buckets(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes, Fn
     for (auto& bucket : list) {
       std::vector<at::Tensor> flat_parts;
       for (const at::Tensor& t : bucket) flat_parts.push_back(t.reshape({-1}));
-      std::vector<at::Tensor> flat{at::cat(flat_parts)};
+      std::vector<at::Tensor> flat{at::cat(flat_parts).to(device)};
       collective(flat);
       int64_t offset = 0;
       for (const at::Tensor& t : bucket) {
@@ -147,7 +180,7 @@ void in_buckets(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes, Fn
 
 void ProcessGroup::average(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes) {
   const double scale = 1.0 / static_cast<double>(world_size_);
-  in_buckets(tensors, bucket_bytes, [&](std::vector<at::Tensor>& flat) {
+  in_buckets(tensors, bucket_bytes, impl_->device, [&](std::vector<at::Tensor>& flat) {
     collective("averaging gradients", rank_, [&] { impl_->group->allreduce(flat)->wait(); });
     flat[0].mul_(scale);
   });
@@ -156,13 +189,13 @@ void ProcessGroup::average(const std::vector<at::Tensor>& tensors, int64_t bucke
 void ProcessGroup::broadcast(const std::vector<at::Tensor>& tensors, int64_t root, int64_t bucket_bytes) {
   c10d::BroadcastOptions o;
   o.rootRank = root;
-  in_buckets(tensors, bucket_bytes, [&](std::vector<at::Tensor>& flat) {
+  in_buckets(tensors, bucket_bytes, impl_->device, [&](std::vector<at::Tensor>& flat) {
     collective("broadcasting the weights", rank_, [&] { impl_->group->broadcast(flat, o)->wait(); });
   });
 }
 
 int64_t ProcessGroup::max(int64_t value) {
-  std::vector<at::Tensor> one{at::full({1}, value, at::kLong)};
+  std::vector<at::Tensor> one{at::full({1}, value, at::TensorOptions().dtype(at::kLong).device(impl_->device))};
   c10d::AllreduceOptions o;
   o.reduceOp = c10d::ReduceOp::MAX;
   collective("agreeing on a step's outcome", rank_, [&] { impl_->group->allreduce(one, o)->wait(); });
@@ -170,22 +203,23 @@ int64_t ProcessGroup::max(int64_t value) {
 }
 
 double ProcessGroup::sum(double value) {
-  std::vector<at::Tensor> one{at::full({1}, value, at::kDouble)};
+  std::vector<at::Tensor> one{at::full({1}, value, at::TensorOptions().dtype(at::kDouble).device(impl_->device))};
   collective("summing metrics", rank_, [&] { impl_->group->allreduce(one)->wait(); });
   return one[0].item<double>();
 }
 
 std::vector<double> ProcessGroup::sum(const std::vector<double>& values) {
   if (values.empty()) return values;
-  std::vector<at::Tensor> one{at::tensor(values, at::kDouble)};
+  std::vector<at::Tensor> one{at::tensor(values, at::kDouble).to(impl_->device)};
   collective("agreeing on a step's outcome", rank_, [&] { impl_->group->allreduce(one)->wait(); });
-  const double* p = one[0].data_ptr<double>();
+  const at::Tensor host = one[0].cpu();
+  const double* p = host.data_ptr<double>();
   return {p, p + values.size()};
 }
 
 void ProcessGroup::sum_(at::Tensor& tensor) {
   DETKIT_ASSERT(tensor.is_contiguous(), "sum_ needs a contiguous tensor");
-  std::vector<at::Tensor> one{tensor};
+  std::vector<at::Tensor> one{tensor.to(impl_->device)};
   collective("synchronising batch statistics", rank_, [&] { impl_->group->allreduce(one)->wait(); });
   if (!one[0].is_same(tensor)) tensor.copy_(one[0]);
 }
@@ -206,10 +240,12 @@ namespace {
 }
 }  // namespace
 
-ProcessGroup::ProcessGroup(std::unique_ptr<Impl> impl, int64_t rank, int64_t world_size)
-    : impl_(std::move(impl)), rank_(rank), world_size_(world_size) {}
+ProcessGroup::ProcessGroup(std::unique_ptr<Impl> impl, int64_t rank, int64_t world_size, CommBackend backend)
+    : impl_(std::move(impl)), rank_(rank), world_size_(world_size), backend_(backend) {}
 ProcessGroup::~ProcessGroup() = default;
-std::unique_ptr<ProcessGroup> ProcessGroup::connect(const DistributedEnv&, std::chrono::milliseconds) { unavailable(); }
+std::unique_ptr<ProcessGroup> ProcessGroup::connect(const DistributedEnv&, std::chrono::milliseconds, CommBackend, c10::Device) {
+  unavailable();
+}
 std::unique_ptr<ProcessGroup> ProcessGroup::connect_file(const std::string&, int64_t, int64_t, std::chrono::milliseconds) { unavailable(); }
 void ProcessGroup::average(const std::vector<at::Tensor>&, int64_t) { unavailable(); }
 void ProcessGroup::broadcast(const std::vector<at::Tensor>&, int64_t, int64_t) { unavailable(); }

@@ -1,6 +1,7 @@
 // The collective operations distributed training needs, on PyTorch's own engine: a c10d process group
-// over Gloo (CPU tensors), with rank 0 serving the rendezvous store (c10d::TCPStore) at MASTER_ADDR:PORT
-// exactly as torch.distributed does, so detkit ranks can be launched by torchrun.
+// over Gloo (CPU tensors; CUDA tensors through the host) or NCCL (CUDA tensors, GPU to GPU), with rank 0
+// serving the rendezvous store (c10d::TCPStore) at MASTER_ADDR:PORT exactly as torch.distributed does, so
+// detkit ranks can be launched by torchrun.
 //
 // Every collective must be called by every rank in the same order (the process-group contract). A rank
 // that dies or stops answering makes the others' next collective fail within `timeout` instead of hanging:
@@ -8,6 +9,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
 
 #include <chrono>
 #include <cstdint>
@@ -22,14 +24,30 @@ namespace detkit::train {
 // Whether this build has c10d with Gloo (Debian's LibTorch with libgloo-dev headers; pip LibTorch 2.x).
 bool distributed_available();
 
+// The c10d backend the collectives run on.
+enum class CommBackend { gloo, nccl };
+const char* backend_name(CommBackend backend);  // "Gloo", "NCCL"
+
+// Whether this build has c10d's NCCL backend (a CUDA LibTorch 2.x whose ProcessGroupNCCL header compiled
+// here; cmake/dependencies.cmake).
+bool nccl_available();
+
+// The backend for config dist_backend = `requested` ("auto", "gloo" or "nccl") when training on `device`:
+// auto is NCCL on a CUDA device when this build has it, else Gloo. Throws ConfigError for NCCL with a CPU
+// device, EnvironmentError for NCCL in a build without it.
+CommBackend choose_backend(const std::string& requested, const c10::Device& device);
+
 class ProcessGroup {
  public:
   // Joins the job described by `env` (rank 0 starts the store, the others connect to it), waiting up to
-  // `timeout` for all ranks. Throws EnvironmentError when this build has no Gloo, RunError when the
-  // ranks do not all arrive in time or the store cannot be reached (the address, port and fix named).
-  // Both connects set SIGPIPE to be ignored in this process, so a dead peer fails a collective with an
-  // error instead of killing this rank.
-  static std::unique_ptr<ProcessGroup> connect(const DistributedEnv& env, std::chrono::milliseconds timeout);
+  // `timeout` for all ranks, with collectives on `backend`. NCCL needs `device` (this rank's CUDA device,
+  // made current); the collectives' scratch tensors live there. Throws EnvironmentError when this build
+  // has no Gloo (or no NCCL when asked), RunError when the ranks do not all arrive in time or the store
+  // cannot be reached (the address, port and fix named). Both connects set SIGPIPE to be ignored in this
+  // process, so a dead peer fails a collective with an error instead of killing this rank.
+  static std::unique_ptr<ProcessGroup> connect(const DistributedEnv& env, std::chrono::milliseconds timeout,
+                                               CommBackend backend = CommBackend::gloo,
+                                               c10::Device device = c10::Device(c10::kCPU));
   // A group over a file store shared by the ranks (a path all of them can write; tests and one machine).
   static std::unique_ptr<ProcessGroup> connect_file(const std::string& path, int64_t rank, int64_t world_size,
                                                     std::chrono::milliseconds timeout);
@@ -37,6 +55,7 @@ class ProcessGroup {
 
   int64_t rank() const { return rank_; }
   int64_t world_size() const { return world_size_; }
+  CommBackend backend() const { return backend_; }
 
   // Replaces each tensor by its mean over the ranks (gradients). Tensors are packed into flat buckets of
   // at most `bucket_bytes` per dtype, so a model's hundreds of small gradients take a few collectives.
@@ -57,9 +76,10 @@ class ProcessGroup {
 
  private:
   struct Impl;
-  ProcessGroup(std::unique_ptr<Impl> impl, int64_t rank, int64_t world_size);
+  ProcessGroup(std::unique_ptr<Impl> impl, int64_t rank, int64_t world_size, CommBackend backend);
   std::unique_ptr<Impl> impl_;
   int64_t rank_ = 0, world_size_ = 1;
+  CommBackend backend_ = CommBackend::gloo;
 };
 
 }  // namespace detkit::train

@@ -258,10 +258,12 @@ void Trainer::join_distributed_job() {
                        "find the rate first with 'detkit lr-find' (one process) and set lr0 to it"});
   set_log_prefix(cat("[rank ", dist_.rank, "] "));
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(config_.dist_timeout * 1000));
-  group_ = ProcessGroup::connect(dist_, timeout);
+  const CommBackend backend = choose_backend(config_.dist_backend, device_);
+  if (device_.is_cuda()) compat::cuda_set_device(device_.index());
+  group_ = ProcessGroup::connect(dist_, timeout, backend, device_);
   if (!main_rank() && log_level() >= LogLevel::info) set_log_level(LogLevel::warn);  // rank 0 narrates
-  log_info("distributed training: ", dist_.world_size, " ranks (Gloo) through ", dist_.master_addr, ":", dist_.master_port,
-           config_.sync_bn ? ", SyncBatchNorm" : "");
+  log_info("distributed training: ", dist_.world_size, dist_.world_size == 1 ? " rank (" : " ranks (", backend_name(backend),
+           ") through ", dist_.master_addr, ":", dist_.master_port, config_.sync_bn ? ", SyncBatchNorm" : "");
 }
 
 // Distributed validation: every rank predicts its shard of the validation split (the loader cuts each

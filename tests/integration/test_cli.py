@@ -1492,6 +1492,21 @@ class Distributed(unittest.TestCase):
         self.assertAlmostEqual(float(epoch["map50_95"]), final["AP"], places=5)
         self.assertAlmostEqual(float(epoch["map50"]), final["AP50"], places=5)
 
+    def test_a_launcher_with_one_rank_makes_a_job_of_one(self):
+        """torchrun --nproc_per_node 1 sets RANK=0 WORLD_SIZE=1: detkit joins a process group of one rank (the
+        path scripts/gpu-check runs on one GPU with NCCL) and trains as one process would."""
+        import socket
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        env = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+        p = self.train("one-rank", "epochs=1", "batch=8", env=env)
+        self.assertIn(f"info: distributed training: 1 rank (Gloo) through 127.0.0.1:{port}", p.stderr)
+        self.assertEqual(self.metrics("one-rank")["samples_seen"], 40)
+        p = self.train("one-rank-nccl", "epochs=1", "batch=8", "dist_backend=nccl", "device=cpu", env=env, check=None)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("error: dist_backend=nccl needs training on CUDA devices, but this job trains on the CPU", p.stderr)
+
     def test_refusals(self):
         p = self.train("none", "epochs=1", "--nproc", "0", check=2)
         self.assertIn("error: option --nproc is out of range: 0", p.stderr)

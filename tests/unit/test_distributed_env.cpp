@@ -38,6 +38,9 @@ TEST(DistributedEnv, ReadsTorchrunVariables) {
   EXPECT_EQ(env.master_addr, "node0");
   EXPECT_EQ(env.master_port, 29400);
   EXPECT_EQ(parse({{"RANK", "2"}, {"WORLD_SIZE", "4"}}).local_rank, 2);  // LOCAL_RANK defaults to RANK
+  // torchrun with one process: a job of one rank, which still joins a process group.
+  EXPECT_TRUE(parse({{"RANK", "0"}, {"WORLD_SIZE", "1"}}).active());
+  EXPECT_FALSE(parse({{"WORLD_SIZE", "1"}}).active());
 }
 
 TEST(DistributedEnv, BadValuesNameTheVariable) {

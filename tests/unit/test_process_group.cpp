@@ -217,3 +217,20 @@ TEST(SyncBatchNorm, OneValuePerChannelIsAnError) {
   EXPECT_THROW_WITH(models::sync_batch_norm(at::ones({1, 2, 1, 1}), *bn, sum), UsageError,
                     "batch normalisation needs more than one value per channel", "larger batch or image size");
 }
+
+TEST(ProcessGroup, BackendChoiceFollowsTheDeviceAndWhatThisBuildHas) {
+  const c10::Device cpu(c10::kCPU), gpu(c10::kCUDA, 0);
+  EXPECT_EQ(choose_backend("auto", cpu), CommBackend::gloo);
+  EXPECT_EQ(choose_backend("gloo", gpu), CommBackend::gloo);
+  EXPECT_EQ(choose_backend("auto", gpu), nccl_available() ? CommBackend::nccl : CommBackend::gloo);
+  EXPECT_THROW_WITH(choose_backend("nccl", cpu), ConfigError, "dist_backend=nccl needs training on CUDA devices",
+                    "use dist_backend=gloo (or auto) on the CPU");
+  if (nccl_available()) {
+    EXPECT_EQ(choose_backend("nccl", gpu), CommBackend::nccl);
+  } else {
+    EXPECT_THROW_WITH(choose_backend("nccl", gpu), EnvironmentError, "this build of detkit has no NCCL backend",
+                      "rebuild against a CUDA LibTorch 2.x");
+  }
+  EXPECT_STREQ(backend_name(CommBackend::nccl), "NCCL");
+  EXPECT_STREQ(backend_name(CommBackend::gloo), "Gloo");
+}

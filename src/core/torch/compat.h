@@ -54,6 +54,10 @@ void cuda_empty_cache();
 // as out-of-memory. No effect without CUDA support.
 void cuda_set_memory_fraction(double fraction, int index);
 
+// Makes CUDA device `index` this thread's current device (NCCL and new CUDA tensors use it). No effect
+// without CUDA support.
+void cuda_set_device(int index);
+
 // Whether cuDNN times its convolution algorithms for each new input shape and keeps the fastest (true)
 // or takes its heuristic choice (false). Process-wide; no effect without cuDNN.
 void set_cudnn_benchmark(bool on);

@@ -191,6 +191,14 @@ void cuda_empty_cache() {
 #endif
 }
 
+void cuda_set_device(int index) {
+#if defined(DETKIT_TORCH_CUDA)
+  c10::cuda::set_device(static_cast<c10::DeviceIndex>(index));
+#else
+  (void)index;
+#endif
+}
+
 void set_cudnn_benchmark(bool on) { at::globalContext().setBenchmarkCuDNN(on); }
 
 void cuda_error_on_sync(bool error) {

@@ -1,7 +1,7 @@
 // Throughput of detkit's data loader: decode + the default augmentation recipe + collate, in samples per
 // second, on a dataset's split.
 //   detkit_bench_loader [--workers N] [--imgsz S] [--batch B] [--epochs E] [--trials T] [--no-augment]
-//                       [--cache] [--breakdown] DATASET [SPLIT]
+//                       [--cache none|ram|decoded|auto] [--breakdown] DATASET [SPLIT]
 // One warm-up epoch first (so files come from the page cache, as they do for the Python peer), then T
 // trials of E epochs each; prints one JSON object with the median samples/s, the data-wait fraction and
 // the CPU milliseconds per sample (user + system, all threads: the steadier figure on a shared machine).
@@ -38,7 +38,7 @@ double cpu_seconds() {
 
 int usage() {
   std::cerr << "usage: detkit_bench_loader [--workers N] [--imgsz S] [--batch B] [--epochs E] [--trials T] "
-               "[--no-augment] [--cache] DATASET [SPLIT]\n";
+               "[--no-augment] [--cache none|ram|decoded|auto] [--breakdown] DATASET [SPLIT]\n";
   return 2;
 }
 
@@ -46,7 +46,8 @@ int usage() {
 
 int main(int argc, char** argv) try {
   int64_t workers = 2, imgsz = 416, batch = 16, epochs = 2, trials = 3;
-  bool augment = true, cache = false, breakdown = false;
+  bool augment = true, breakdown = false;
+  std::string cache = "none";
   std::vector<std::string> positional;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -55,8 +56,8 @@ int main(int argc, char** argv) try {
       (a == "--workers" ? workers : a == "--imgsz" ? imgsz : a == "--batch" ? batch : a == "--epochs" ? epochs : trials) = v;
     } else if (a == "--no-augment") {
       augment = false;
-    } else if (a == "--cache") {
-      cache = true;
+    } else if (a == "--cache" && i + 1 < argc) {
+      cache = argv[++i];
     } else if (a == "--breakdown") {
       breakdown = true;
     } else if (!a.empty() && a[0] == '-') {
@@ -79,7 +80,7 @@ int main(int argc, char** argv) try {
   options.batch = batch;
   options.workers = workers;
   options.augment = augment;
-  options.cache_ram = cache;
+  options.cache = cache;
   options.recipe = RunConfig{}.augment;  // the default recipe
   augment::Loader loader(source.dataset, *split, options);
   if (breakdown) {
@@ -163,7 +164,7 @@ int main(int argc, char** argv) try {
   };
   std::cout << "{\"samples_per_s\": " << median(rates) << ", \"cpu_ms_per_sample\": " << median(cpu_ms)
             << ", \"wait_fraction\": " << median(wait_fraction) << ", \"workers\": " << workers << ", \"imgsz\": " << imgsz
-            << ", \"batch\": " << batch << ", \"augment\": " << (augment ? "true" : "false") << ", \"images\": " << loader.size()
+            << ", \"batch\": " << batch << ", \"augment\": " << (augment ? "true" : "false") << ", \"cache\": \"" << loader.cache_mode() << "\", \"images\": " << loader.size()
             << ", \"skipped\": " << loader.stats().skipped << "}\n";
   return 0;
 } catch (const std::exception& e) {

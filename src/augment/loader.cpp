@@ -52,7 +52,13 @@ uint64_t available_ram_bytes() {
   return 0;
 }
 
-CachePlan plan_ram_cache(const Split& split, int64_t imgsz) {
+namespace {
+
+// A cache plan of `split`: the sum of bytes_of(record, width, height) over its images, with each image's
+// declared size, or its header's when none is declared (imgsz x imgsz when the file cannot be probed: the
+// loader will skip it, but plan for the worst).
+template <typename BytesOf>
+CachePlan plan_cache(const Split& split, int64_t imgsz, BytesOf&& bytes_of) {
   CachePlan plan;
   plan.images = static_cast<int64_t>(split.images.size());
   for (const auto& record : split.images) {
@@ -62,13 +68,32 @@ CachePlan plan_ram_cache(const Split& split, int64_t imgsz) {
         const ImageInfo info = probe_image(fs::path(split.image_dir) / record.file_name);
         w = info.width, h = info.height;
       } catch (const DataError&) {
-        w = h = imgsz;  // unreadable: the loader will skip it, but plan for the worst
+        w = h = imgsz;
       }
     }
-    const auto [tw, th] = training_size(w, h, imgsz);
-    plan.bytes += static_cast<uint64_t>(tw) * static_cast<uint64_t>(th) * 3;
+    plan.bytes += bytes_of(record, w, h);
   }
   return plan;
+}
+
+}  // namespace
+
+CachePlan plan_ram_cache(const Split& split, int64_t imgsz) {
+  return plan_cache(split, imgsz, [&](const ImageRecord&, int64_t w, int64_t h) {
+    const auto [tw, th] = training_size(w, h, imgsz);
+    return static_cast<uint64_t>(tw) * static_cast<uint64_t>(th) * 3;
+  });
+}
+
+CachePlan plan_decoded_cache(const Split& split, int64_t imgsz) {
+  return plan_cache(split, imgsz, [&](const ImageRecord& record, int64_t w, int64_t h) {
+    int64_t d = 1;
+    if (image_format_from_extension(fs::path(record.file_name)) == ImageFormat::jpeg) {
+      const auto [tw, th] = training_size(w, h, imgsz);
+      d = jpeg_scale_denominator(static_cast<int>(w), static_cast<int>(h), static_cast<int>(tw), static_cast<int>(th));
+    }
+    return static_cast<uint64_t>((w + d - 1) / d) * static_cast<uint64_t>((h + d - 1) / d) * 3;
+  });
 }
 
 Loader::Loader(const Dataset& dataset, const Split& split, LoaderOptions options)
@@ -95,18 +120,37 @@ Loader::Loader(const Dataset& dataset, const Split& split, LoaderOptions options
     }
     record.annotations = std::move(kept);
   }
-  if (options_.cache_ram) {
-    cache_plan_ = plan_ram_cache(split, options_.imgsz);
+  const std::string& mode = options_.cache;
+  if (mode != "none" && mode != "ram" && mode != "decoded" && mode != "auto")
+    throw UsageError({cat("unknown loader cache '", mode, "'"), "", "use none, ram, decoded or auto"});
+  if (mode != "none") {
+    cache_plan_ = mode == "ram" ? plan_ram_cache(split, options_.imgsz) : plan_decoded_cache(split, options_.imgsz);
     cache_plan_.available = options_.available_ram ? options_.available_ram : available_ram_bytes();
-    log_info("cache: ram will hold ", cache_plan_.images, " images at ", options_.imgsz, " px: ",
-             format_bytes(cache_plan_.bytes), " (", format_bytes(cache_plan_.available), " available)");
-    // 10 % stays free for the model, the batches in flight and everything else on the machine.
-    if (cache_plan_.available == 0 || static_cast<double>(cache_plan_.bytes) > 0.9 * static_cast<double>(cache_plan_.available))
-      throw ConfigError({"cache: ram needs " + format_bytes(cache_plan_.bytes) + " for " +
-                             std::to_string(cache_plan_.images) + " images at imgsz " + std::to_string(options_.imgsz) +
-                             ", more than 90 % of the " + format_bytes(cache_plan_.available) + " of RAM available",
-                         "", "set cache: none (images are then decoded every epoch), lower imgsz, or free memory"});
-    cache_.resize(records_.size());
+    const auto bytes = static_cast<double>(cache_plan_.bytes), available = static_cast<double>(cache_plan_.available);
+    if (mode == "auto") {
+      // A quarter of what is free, shared by the ranks of a job (each caches what it reads: all of it).
+      const double share = 0.25 * available / static_cast<double>(options_.world_size);
+      cache_mode_ = bytes <= share ? "decoded" : "none";
+      if (cache_mode_ == "decoded")
+        log_info("cache: auto keeps the ", cache_plan_.images, " decoded images in RAM: ", format_bytes(cache_plan_.bytes),
+                 " (", format_bytes(cache_plan_.available), " available)");
+      else
+        log_info("cache: auto decodes every epoch: the ", cache_plan_.images, " decoded images would take ",
+                 format_bytes(cache_plan_.bytes), ", more than a quarter of the ", format_bytes(cache_plan_.available),
+                 " available", options_.world_size > 1 ? " shared by the ranks" : "");
+    } else {
+      cache_mode_ = mode;
+      log_info("cache: ", mode, " will hold ", cache_plan_.images, " images", mode == "ram" ? cat(" at ", options_.imgsz, " px") : "",
+               ": ", format_bytes(cache_plan_.bytes), " (", format_bytes(cache_plan_.available), " available)");
+      // 10 % stays free for the model, the batches in flight and everything else on the machine.
+      if (cache_plan_.available == 0 || bytes > 0.9 * available)
+        throw ConfigError({cat("cache: ", mode, " needs ", format_bytes(cache_plan_.bytes), " for ", cache_plan_.images,
+                               " images at imgsz ", options_.imgsz, ", more than 90 % of the ",
+                               format_bytes(cache_plan_.available), " of RAM available"),
+                           "", "set cache: none (images are then decoded every epoch), lower imgsz, or free memory"});
+    }
+    if (cache_mode_ == "ram") cache_.resize(records_.size());
+    if (cache_mode_ == "decoded") decoded_cache_.resize(records_.size());
   }
   original_size_.resize(records_.size());
 }
@@ -140,6 +184,22 @@ DecodedImage Loader::decode(int64_t index) {
   return decoded;
 }
 
+std::shared_ptr<const DecodedImage> Loader::decoded(int64_t index) {
+  const auto slot = static_cast<std::size_t>(index);
+  if (cache_mode_ == "decoded") {
+    std::lock_guard<std::mutex> lock(cache_mutex_);
+    if (decoded_cache_[slot]) return decoded_cache_[slot];
+  }
+  auto image = std::make_shared<const DecodedImage>(decode(index));
+  if (cache_mode_ == "decoded") {
+    // Two threads may decode the same image at once; both results are the same, the first is kept.
+    std::lock_guard<std::mutex> lock(cache_mutex_);
+    if (!decoded_cache_[slot]) decoded_cache_[slot] = image;
+    return decoded_cache_[slot];
+  }
+  return image;
+}
+
 void Loader::boxes_of(int64_t index, int64_t width, int64_t height, int64_t full_width, int64_t full_height,
                       std::vector<float>& boxes, std::vector<int64_t>& labels) const {
   // Boxes are in pixels of the full displayed image; the decoded one may be smaller (DCT scaling).
@@ -156,25 +216,28 @@ void Loader::boxes_of(int64_t index, int64_t width, int64_t height, int64_t full
 
 Sample Loader::load(int64_t index) {
   DETKIT_ASSERT(index >= 0 && index < size(), "sample index out of range");
-  if (options_.cache_ram) {
+  if (cache_mode_ == "ram") {
     std::lock_guard<std::mutex> lock(cache_mutex_);
     if (cache_[index]) return *cache_[index];
   }
-  DecodedImage decoded = decode(index);
+  const std::shared_ptr<const DecodedImage> decoded = this->decoded(index);
   // Down to half size (always, after DCT scaling) two-tap bilinear misses no pixel: do it on the 8-bit
   // image in fixed point, several times cheaper than LibTorch's float resize (3 of the 4 ms a tile took).
+  const RgbImage* image = &decoded->image;
+  RgbImage resized;
   {
-    const auto [tw, th] = training_size(decoded.image.width, decoded.image.height, options_.imgsz);
-    if ((tw != decoded.image.width || th != decoded.image.height) && 2 * tw >= decoded.image.width &&
-        2 * th >= decoded.image.height)
-      decoded.image = resize_linear(decoded.image, static_cast<int>(tw), static_cast<int>(th));
+    const auto [tw, th] = training_size(image->width, image->height, options_.imgsz);
+    if ((tw != image->width || th != image->height) && 2 * tw >= image->width && 2 * th >= image->height) {
+      resized = resize_linear(*image, static_cast<int>(tw), static_cast<int>(th));
+      image = &resized;
+    }
   }
-  const int64_t w = decoded.image.width, h = decoded.image.height;
+  const int64_t w = image->width, h = image->height;
   std::vector<float> boxes;
   std::vector<int64_t> labels;
-  boxes_of(index, w, h, decoded.info.width, decoded.info.height, boxes, labels);
+  boxes_of(index, w, h, decoded->info.width, decoded->info.height, boxes, labels);
   at::Tensor pixels = at::empty({3, h, w}, at::kByte);
-  pixels.copy_(at::from_blob(const_cast<uint8_t*>(decoded.image.pixels.data()), {h, w, 3}, at::kByte).permute({2, 0, 1}));
+  pixels.copy_(at::from_blob(const_cast<uint8_t*>(image->pixels.data()), {h, w, 3}, at::kByte).permute({2, 0, 1}));
   const auto n = static_cast<int64_t>(labels.size());
   const Sample full = make_sample(pixels, at::from_blob(boxes.data(), {n, 4}, at::kFloat).clone(),
                                   at::from_blob(labels.data(), {n}, at::kLong).clone());
@@ -182,7 +245,7 @@ Sample Loader::load(int64_t index) {
   // LibTorch's antialiased kernel, the same op the augmentations use.
   const auto [tw, th] = training_size(w, h, options_.imgsz);
   Sample sample = resize(full, tw, th);
-  if (options_.cache_ram) {
+  if (cache_mode_ == "ram") {
     std::lock_guard<std::mutex> lock(cache_mutex_);
     cache_[index] = sample;
   }
@@ -191,16 +254,17 @@ Sample Loader::load(int64_t index) {
 
 Sample Loader::load_source(int64_t index) {
   DETKIT_ASSERT(index >= 0 && index < size(), "sample index out of range");
-  if (options_.cache_ram) return load(index);  // the cache holds training-size samples
-  auto decoded = std::make_shared<DecodedImage>(decode(index));
+  if (cache_mode_ == "ram") return load(index);  // the cache holds training-size samples
+  const std::shared_ptr<const DecodedImage> decoded = this->decoded(index);
   const int64_t w = decoded->image.width, h = decoded->image.height;
   std::vector<float> boxes;
   std::vector<int64_t> labels;
   boxes_of(index, w, h, decoded->info.width, decoded->info.height, boxes, labels);
   // The decoded pixels as a [3, H, W] view of the interleaved buffer (no copy); the tensor owns the buffer.
-  uint8_t* data = decoded->image.pixels.data();
+  // The recipe only reads it: with cache: decoded the buffer is the cached image's.
+  auto* data = const_cast<uint8_t*>(decoded->image.pixels.data());
   Sample s;
-  s.image = at::from_blob(data, {h, w, 3}, [decoded](void*) mutable { decoded.reset(); }, at::TensorOptions().dtype(at::kByte))
+  s.image = at::from_blob(data, {h, w, 3}, [keep = decoded](void*) mutable { keep.reset(); }, at::TensorOptions().dtype(at::kByte))
                 .permute({2, 0, 1});
   // Clipped to the image, as make_sample does; boxes left with no area are dropped.
   std::vector<float> kept;

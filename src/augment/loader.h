@@ -14,6 +14,11 @@
 //   - cache: ram keeps each decoded image at training size (longer side imgsz). Its memory is computed
 //     when the loader is built, from the declared image sizes (headers are read where none is declared),
 //     logged, and refused with a ConfigError when it is more than 90 % of the available RAM.
+//   - cache: decoded keeps each image as it was decoded (before any resampling), so every image is
+//     decoded once per run and the batches are exactly those of cache: none; planned and refused like
+//     ram. cache: auto is decoded when that plan is at most 25 % of the available RAM divided by the
+//     number of ranks, else none: the choice never changes a batch. The recipe reads cached pixels
+//     through a view and never writes them (tested: cached and uncached epochs are identical).
 //   - CUDA: batches are collated into pinned host memory and the images copied with non_blocking, so the
 //     copy overlaps the next step; the targets stay on the host (pinned), where the loss pads them without
 //     waiting for the GPU. On the CPU batches are returned as collated.
@@ -26,6 +31,7 @@
 #include <cstdint>
 #include <exception>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -52,7 +58,7 @@ struct LoaderOptions {
   bool drop_last = false;        // leave out a last, smaller batch
   int64_t epochs = 0;            // run length, for close_mosaic (0: mosaic never switched off)
   AugmentConfig recipe;          // the augmentation knobs
-  bool cache_ram = false;        // keep decoded images at training size in RAM
+  std::string cache = "none";    // none, ram (training size), decoded (as decoded), auto (decoded when it fits)
   uint64_t available_ram = 0;    // bytes the cache may compare against (0: MemAvailable from /proc/meminfo)
   std::string device = "cpu";    // where next() delivers batches: "cpu", "cuda", "cuda:N"
   bool on_demand = false;        // no worker threads: next() builds each batch when asked, its samples
@@ -119,6 +125,9 @@ struct CachePlan {
 // scaled to imgsz (declared sizes; the header is read when none is declared or the file cannot be probed,
 // in which case imgsz x imgsz is assumed).
 CachePlan plan_ram_cache(const Split& split, int64_t imgsz);
+// The same for cache: decoded: each image's pixels as the loader decodes it for `imgsz` (a JPEG at the
+// DCT scale its decoder picks, other formats at full size).
+CachePlan plan_decoded_cache(const Split& split, int64_t imgsz);
 
 // MemAvailable from /proc/meminfo in bytes (0 when unreadable).
 uint64_t available_ram_bytes();
@@ -139,6 +148,8 @@ class Loader {
   // Batches per epoch (with world_size > 1, global batches: the same on every rank).
   int64_t batches_per_epoch() const;
   const CachePlan& cache_plan() const { return cache_plan_; }
+  // The cache in use after cache: auto was resolved: "none", "ram" or "decoded".
+  const std::string& cache_mode() const { return cache_mode_; }
 
   // Starts preparing `epoch` (stopping any epoch in progress) from batch `first_batch` on: a run resumed
   // in the middle of an epoch gets exactly the batches it had not trained on.
@@ -178,6 +189,7 @@ class Loader {
   static void record_bad_file(std::vector<BadFile>& bad_files, int64_t index, const std::exception& error);
   void apply_bad_files(const std::vector<BadFile>& bad_files);  // with mutex_ held
   DecodedImage decode(int64_t index);  // with DCT scaling toward the training size; records the original size
+  std::shared_ptr<const DecodedImage> decoded(int64_t index);  // decode(), through the decoded cache when on
   void boxes_of(int64_t index, int64_t width, int64_t height, int64_t full_width, int64_t full_height,
                 std::vector<float>& boxes, std::vector<int64_t>& labels) const;
 
@@ -185,9 +197,11 @@ class Loader {
   std::vector<ImageRecord> records_;  // annotations' category_id replaced by the 0-based class index
   fs::path image_dir_;
   CachePlan cache_plan_;
+  std::string cache_mode_ = "none";
 
   std::mutex cache_mutex_;
-  std::vector<std::optional<Sample>> cache_;
+  std::vector<std::optional<Sample>> cache_;                          // cache: ram
+  std::vector<std::shared_ptr<const DecodedImage>> decoded_cache_;    // cache: decoded
   std::vector<std::array<int64_t, 2>> original_size_;  // displayed width, height of each image once loaded
 
   // Epoch state, guarded by mutex_.

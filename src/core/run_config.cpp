@@ -94,7 +94,11 @@ void RunConfig::visit(ConfigVisitor& v) {
   v.field("dist_timeout", dist_timeout, "distributed: seconds a rank waits for the others (joining, a step, validation)",
           {1, 86400});
   v.field("patience", patience, "stop after N evaluations without improvement (0: never)", {0, {}});
-  v.field("cache", cache, "keep decoded images in RAM", {"none", "ram"});
+  v.field("cache", cache,
+          "keep images in RAM: none (decode every epoch), ram (at training size: least memory, resampled twice), "
+          "decoded (as decoded: each image decoded once, the same batches as none), auto (decoded when that takes at "
+          "most a quarter of the available RAM, else none)",
+          {"none", "ram", "decoded", "auto"});
   v.field("project", project, "directory that holds run directories");
   v.field("name", name, "run directory name inside project");
   v.section("augment", "data augmentation", augment);

@@ -106,7 +106,7 @@ struct RunConfig {
   double dist_timeout = 600;            // distributed: seconds a rank waits for the others (joining, a step, validation)
   std::string dist_backend = "auto";    // distributed: auto (NCCL on GPUs when built with it, else Gloo), gloo or nccl
   int64_t patience = 50;                // stop after N evaluations without improvement (0: never)
-  std::string cache = "none";           // keep decoded images in RAM
+  std::string cache = "auto";           // keep images in RAM: none, ram (training size), decoded (exact), auto
   std::string project = "runs";         // directory that holds run directories
   std::string name = "train";           // run directory name inside `project`
   AugmentConfig augment;                // data augmentation

@@ -684,6 +684,14 @@ int64_t auto_batch(const RunConfig& config, const Split& train_split, int64_t cl
   r.memory_fraction = config.memory_fraction;
   if (device.is_cuda() && config.gpu_memory_fraction > 0)
     r.memory_fraction = std::min(r.memory_fraction, config.gpu_memory_fraction);
+  if (!device.is_cuda() && config.cache != "none") {
+    // On the CPU the image cache will share the RAM with the batch: planned without it.
+    const uint64_t available = augment::available_ram_bytes();
+    const augment::CachePlan cache = config.cache == "ram" ? augment::plan_ram_cache(train_split, config.imgsz)
+                                                           : augment::plan_decoded_cache(train_split, config.imgsz);
+    if (config.cache != "auto" || cache.bytes <= available / 4)
+      r.memory_bytes = available > cache.bytes ? available - cache.bytes : 1;
+  }
   log_info("batch auto: profiling ", config.model, " at ", r.imgsz, " px", r.imgsz != config.imgsz ? " (the largest multi-scale size)" : "", " with ", r.max_boxes,
            " boxes per image on ", device.str(), "...");
   const BatchChoice c = guard_torch("choosing the batch size", [&] { return choose_batch(r); });

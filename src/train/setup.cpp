@@ -126,7 +126,7 @@ augment::LoaderOptions train_loader_options(const RunConfig& config, const c10::
   lo.seed = static_cast<uint64_t>(config.seed);
   lo.epochs = config.epochs;
   lo.recipe = config.augment;
-  lo.cache_ram = config.cache == "ram";
+  lo.cache = config.cache;
   lo.device = device.str();
   // On the CPU the step's own threads need every core (augment/loader.h, on-demand loading); on a GPU
   // the host mostly waits for the device, and batches are best built ahead.

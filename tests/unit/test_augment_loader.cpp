@@ -8,6 +8,7 @@
 #include <set>
 
 #include "augment/loader.h"
+#include "core/text.h"
 #include "core/threads.h"
 #include "data/formats_read.h"
 #include "data/synth.h"
@@ -253,7 +254,7 @@ TEST(Loader, RamCacheIsPlannedAndRefusedWhenItWouldNotFit) {
   EXPECT_EQ(plan.images, 10);
 
   LoaderOptions o = small_options(2);
-  o.cache_ram = true;
+  o.cache = "ram";
   o.available_ram = plan.bytes;  // the cache may take at most 90 % of what is available
   EXPECT_THROW_WITH(Loader(source.dataset, split, o), ConfigError, "cache: ram needs", "cache: none");
   o.available_ram = plan.bytes * 2;
@@ -280,6 +281,67 @@ TEST(Loader, RamCacheIsPlannedAndRefusedWhenItWouldNotFit) {
     }
   }
   EXPECT_GT(available_ram_bytes(), 0u);
+}
+
+TEST(Loader, DecodedCacheGivesTheBatchesOfNoCacheAndAutoPicksItWhenItFits) {
+  TempDir dir;
+  SynthOptions so;
+  so.seed = 4;
+  so.train_images = 9;
+  so.val_images = 1;
+  so.sizes = {"512x384", "80x96"};  // JPEGs of the first size are decoded at 1/8 in the DCT for 64 px
+  so.max_objects = 4;
+  so.png_fraction = 0.3;            // PNGs: decoded at full size
+  generate_synthetic_dataset(so, dir / "coco");
+  const DatasetSource source = read_dataset(dir / "coco");
+  const Split& split = train(source);
+  uint64_t expected = 0;
+  std::set<std::string> kinds;
+  for (const auto& r : split.images) {
+    const bool jpeg = fs::path(r.file_name).extension() == ".jpg";
+    kinds.insert(cat(jpeg ? "jpeg " : "png ", r.width));
+    expected += jpeg && r.width == 512 ? 64 * 48 * 3 : static_cast<uint64_t>(r.width * r.height * 3);
+  }
+  ASSERT_TRUE(kinds.count("jpeg 512") && kinds.count("png 512")) << "the test needs both kinds of large image";
+  const CachePlan plan = plan_decoded_cache(split, 64);
+  EXPECT_EQ(plan.bytes, expected);
+  EXPECT_EQ(plan.images, 9);
+
+  LoaderOptions o = small_options(2);
+  o.recipe.mosaic = 1;  // every sample reads four images: each is read several times per epoch
+  o.cache = "decoded";
+  o.available_ram = plan.bytes;
+  EXPECT_THROW_WITH(Loader(source.dataset, split, o), ConfigError, "cache: decoded needs", "cache: none");
+  o.available_ram = plan.bytes * 2;
+  Loader cached(source.dataset, split, o);
+  EXPECT_EQ(cached.cache_mode(), "decoded");
+  Loader plain(source.dataset, split, small_options(2));
+  EXPECT_EQ(plain.cache_mode(), "none");
+  LoaderOptions po = small_options(2);
+  po.recipe.mosaic = 1;
+  Loader uncached(source.dataset, split, po);
+  // Bit for bit the batches of no cache, also from a warm cache (epochs 1 and 2 read only cached images),
+  // so the recipe never wrote into a cached image.
+  for (int64_t e = 0; e < 3; ++e) {
+    const auto a = epoch(cached, e), b = epoch(uncached, e);
+    ASSERT_EQ(a.size(), b.size());
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      EXPECT_TRUE(at::equal(a[i].images, b[i].images)) << "epoch " << e << " batch " << i;
+      EXPECT_TRUE(at::equal(a[i].targets, b[i].targets)) << "epoch " << e << " batch " << i;
+    }
+  }
+  // auto: decoded when the plan is at most a quarter of the available RAM (shared by the ranks), else none.
+  o.cache = "auto";
+  o.available_ram = plan.bytes * 4;
+  EXPECT_EQ(Loader(source.dataset, split, o).cache_mode(), "decoded");
+  o.available_ram = plan.bytes * 4 - 1;
+  EXPECT_EQ(Loader(source.dataset, split, o).cache_mode(), "none");
+  o.available_ram = plan.bytes * 4;
+  o.world_size = 2;
+  EXPECT_EQ(Loader(source.dataset, split, o).cache_mode(), "none");
+  o.world_size = 1;
+  o.cache = "disk";
+  EXPECT_THROW_WITH(Loader(source.dataset, split, o), UsageError, "unknown loader cache 'disk'", "none, ram, decoded or auto");
 }
 
 TEST(Loader, MosaicIsSwitchedOffForTheLastEpochs) {

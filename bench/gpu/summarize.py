@@ -17,7 +17,7 @@ def warm_mean(rates):
 def rate(row):
     if "error" in row:
         return None
-    if row["side"] == "loader":
+    if row["side"].startswith("loader"):
         return row["result"]["samples_per_s"]
     if row["side"] == "model":
         return row["result"]["images_per_second"]
@@ -41,12 +41,12 @@ def ratio(a, b):
 def main():
     path, device, imgsz, batch = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    table, errors, waits, loader = {}, [], {}, None
+    table, errors, waits, loader = {}, [], {}, {}
     for row in rows:
-        if row["side"] == "loader":
-            loader = rate(row)
+        if row["side"].startswith("loader"):
+            loader[row["side"].split("_", 1)[1]] = rate(row)
             if "error" in row:
-                errors.append(f"loader: {row['error'].strip()}")
+                errors.append(f"{row['side']}: {row['error'].strip()}")
             continue
         table.setdefault((row["model"], row["precision"]), {})[row["side"]] = rate(row)
         waits[(row["model"], row["precision"])] = data_wait_share(row) if row["side"] == "detkit" else waits.get(
@@ -56,8 +56,9 @@ def main():
     summary = {"device": device, "imgsz": int(imgsz), "batch": int(batch), "loader_alone": loader, "runs": [],
                "errors": errors}
     print(f"device {device}, {imgsz} px, batch {batch}\n")
-    if loader:
-        print(f"loader alone (decode, recipe, collate; no training): {loader:.1f} img/s\n")
+    for cache, value in loader.items():
+        if value:
+            print(f"loader alone (decode, recipe, collate; no training), cache {cache}: {value:.1f} img/s\n")
     print("| model | precision | step alone img/s | detkit end to end img/s | Python peer img/s | detkit / step | "
           "detkit / peer | detkit data wait |")
     print("|---|---|---|---|---|---|---|---|")

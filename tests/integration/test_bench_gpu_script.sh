@@ -18,7 +18,7 @@ for r in s["runs"]:
     for key in ("model_step", "detkit", "peer", "detkit_over_step", "detkit_over_peer"):
         assert isinstance(r[key], (int, float)) and r[key] > 0, (key, r)
     assert isinstance(r["detkit_data_wait_share"], float) and 0 <= r["detkit_data_wait_share"] <= 1, r
-assert s["loader_alone"] > 0, s
+assert s["loader_alone"]["none"] > 0 and s["loader_alone"]["auto"] > 0, s
 assert s["yolo-n_bf16_over_fp32_end_to_end"] > 0
 print("bench/gpu/run.sh: every figure present")
 PY

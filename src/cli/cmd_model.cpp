@@ -28,6 +28,8 @@ int print_speed(const TrainingSpeedRequest& request, bool json) {
     j["step_seconds"] = r.step_seconds;
     j["images_per_second"] = r.images_per_second;
     j["peak_memory_bytes"] = r.peak_memory;
+    j["step_operators"] = r.step_operators;
+    j["update_operators"] = r.update_operators;
     std::cout << j.dump(2) << "\n";
     return 0;
   }
@@ -35,7 +37,9 @@ int print_speed(const TrainingSpeedRequest& request, bool json) {
   std::snprintf(line, sizeof line, "%.1f img/s (%.1f ms per step of %lld images), peak %s\n", r.images_per_second,
                 r.step_seconds * 1000, static_cast<long long>(r.batch), format_bytes(r.peak_memory).c_str());
   std::cout << request.model << " at " << request.imgsz << " px on " << r.device << ", " << r.precision
-            << ", training step alone (forward, loss, backward, clipping, SGD, EMA; no data loading):\n  " << line;
+            << ", training step alone (forward, loss, backward, clipping, SGD, EMA; no data loading):\n  " << line
+            << "  ATen operators per step (host work; each at least one kernel launch on a GPU): " << r.step_operators
+            << " forward, loss and backward + " << r.update_operators << " clipping, SGD, EMA and zeroing\n";
   return 0;
 }
 

@@ -81,6 +81,9 @@ struct TrainingSpeedResult {
   double step_seconds = 0;    // mean over the timed steps
   double images_per_second = 0;
   uint64_t peak_memory = 0;   // bytes allocated at the peak of the timed steps (device, or host on the CPU)
+  // ATen operators one step dispatches (train/op_counter.h: the host's work; on a GPU each is at least one
+  // kernel launch): forward, loss and backward; then clipping, the optimizer, the EMA and zeroing.
+  int64_t step_operators = 0, update_operators = 0;
 };
 
 struct AugmentPreviewRequest {

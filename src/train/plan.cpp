@@ -16,6 +16,7 @@
 
 #include "augment/loader.h"
 #include "augment/multiscale.h"
+#include "train/op_counter.h"
 #include "train/optimizer_step.h"
 #include "train/setup.h"
 #include "core/error.h"
@@ -392,6 +393,13 @@ TrainingSpeedResult measure_training_speed(const ProfileSpec& spec, int64_t batc
     const auto wait_for_device = [&] { (void)params.front().sum().item<double>(); };
     TrainingSpeedResult result;
     clock_type::time_point start;
+    const auto update = [&] {
+      unscale_clip_step(optimizer, profiler.params(), 1.0, 10.0);
+      torch::NoGradGuard no_grad;
+      at::_foreach_mul_(ema_params, 0.999);
+      at::_foreach_add_(ema_params, params, 0.001);
+      zero_gradients(optimizer);
+    };
     for (int64_t i = 0; i < warmup + steps; ++i) {
       if (i == warmup) {
         wait_for_device();
@@ -399,16 +407,21 @@ TrainingSpeedResult measure_training_speed(const ProfileSpec& spec, int64_t batc
         start = clock_type::now();
       }
       profiler.step(images, targets);
-      unscale_clip_step(optimizer, profiler.params(), 1.0, 10.0);
-      torch::NoGradGuard no_grad;
-      std::vector<at::Tensor> src;
-      for (const auto& p : params) src.push_back(p.detach());
-      at::_foreach_mul_(ema_params, 0.999);
-      at::_foreach_add_(ema_params, src, 0.001);
-      zero_gradients(optimizer);
+      update();
     }
     wait_for_device();
     const double seconds = std::chrono::duration<double>(clock_type::now() - start).count();
+    {  // one more step, its operators counted (not timed: the counter's callbacks cost time)
+      OperatorCounter counter;
+      profiler.step(images, targets);
+      result.step_operators = counter.count();
+    }
+    {
+      OperatorCounter counter;
+      update();
+      result.update_operators = counter.count();
+    }
+    wait_for_device();
     result.device = device.str();
     result.precision = !spec.amp ? "fp32" : (device.is_cuda() ? (profiler.bf16() ? "bf16" : "fp16") : "bf16");
     result.batch = batch;

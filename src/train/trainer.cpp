@@ -63,21 +63,20 @@ struct Ema {
     ++updates;
     const double d = decay * (1.0 - std::exp(-static_cast<double>(updates) / 2000.0));
     // Fused over all tensors (one kernel launch per op on a GPU instead of two per parameter); the same
-    // arithmetic as a loop of mul_ and add_.
-    std::vector<at::Tensor> dst, src;
-    for (const auto& p : model->parameters()) dst.push_back(p);
-    for (const auto& p : source->parameters()) src.push_back(p.detach());
+    // arithmetic as a loop of mul_ and add_. No detach(): under NoGradGuard nothing is recorded, and each
+    // detach would be one more operator per parameter for the host to dispatch.
+    std::vector<at::Tensor> dst = model->parameters(), src = source->parameters(), dst_counts, src_counts;
     auto dst_buffers = model->buffers(), src_buffers = source->buffers();
     for (std::size_t i = 0; i < dst_buffers.size(); ++i) {
-      if (dst_buffers[i].is_floating_point()) {
-        dst.push_back(dst_buffers[i]);
-        src.push_back(src_buffers[i]);
-      } else {
-        dst_buffers[i].copy_(src_buffers[i]);
-      }
+      (dst_buffers[i].is_floating_point() ? dst : dst_counts).push_back(dst_buffers[i]);
+      (src_buffers[i].is_floating_point() ? src : src_counts).push_back(src_buffers[i]);
     }
     at::_foreach_mul_(dst, d);
     at::_foreach_add_(dst, src, 1.0 - d);
+    if (!dst_counts.empty()) {  // BatchNorm's batch counters, copied (as two fused operators, not one per layer)
+      at::_foreach_zero_(dst_counts);
+      at::_foreach_add_(dst_counts, src_counts);
+    }
   }
 };
 

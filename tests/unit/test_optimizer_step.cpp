@@ -8,10 +8,13 @@
 #include <torch/serialize.h>
 
 #include <cmath>
+#include <iostream>
 #include <limits>
 #include <memory>
 #include <sstream>
 
+#include "models/yolo.h"
+#include "train/op_counter.h"
 #include "train/optimizer_step.h"
 
 using namespace detkit::train;
@@ -167,4 +170,44 @@ TEST(OptimizerStep, UnscaleClipStepSkipsNonFiniteGradientsAndUnscalesOthers) {
 
   zero_gradients(ours);
   for (const auto& g : defined_gradients(b.all())) EXPECT_EQ(g.abs().sum().item<double>(), 0.0);
+}
+
+// The point of the foreach step: the host dispatches a handful of operators per update instead of
+// several per parameter tensor (on a GPU, each is at least one kernel launch). Counted on yolo-s's own
+// parameters, AdamW as the trainer runs it (clip, step, zero), against LibTorch's loops.
+TEST(OptimizerStep, TheUpdateDispatchesAHandfulOfOperatorsNotSeveralPerParameter) {
+  detkit::models::YoloOptions options;
+  options.scale = detkit::models::yolo_scale("yolo-s");
+  options.classes = 3;
+  detkit::models::YoloDetector model(options);
+  std::vector<at::Tensor> params = model->parameters();
+  const auto fill = [&] {
+    at::NoGradGuard no_grad;
+    for (auto& p : params) p.mutable_grad() = at::randn_like(p);
+  };
+  torch::optim::AdamW loops(params, torch::optim::AdamWOptions(1e-3).weight_decay(0.05));
+  torch::optim::AdamW fused(params, torch::optim::AdamWOptions(1e-3).weight_decay(0.05));
+  fill();
+  loops.step();  // first steps: state created
+  foreach_step(fused);
+  int64_t loop_ops = 0, foreach_ops = 0;
+  {
+    fill();
+    OperatorCounter counter;
+    torch::nn::utils::clip_grad_norm_(params, 10.0);
+    loops.step();
+    loops.zero_grad();
+    loop_ops = counter.count();
+  }
+  {
+    fill();
+    OperatorCounter counter;
+    unscale_clip_step(fused, params, 1.0, 10.0);
+    zero_gradients(fused);
+    foreach_ops = counter.count();
+  }
+  std::cout << params.size() << " parameter tensors: LibTorch's loops " << loop_ops << " operators, foreach " << foreach_ops
+            << "\n";
+  EXPECT_GT(loop_ops, 5 * static_cast<int64_t>(params.size()));
+  EXPECT_LE(foreach_ops, 20);
 }

@@ -809,6 +809,12 @@ TrainResult Trainer::run() {
     vo.batch = config_.batch * 2;
     vo.shuffle = false;
     vo.augment = false;
+    if (lo.cache == "auto" && train_loader_->cache_mode() == "decoded") {
+      // One quarter of the free RAM for both caches: the validation images get what the training ones leave.
+      const augment::CachePlan& taken = train_loader_->cache_plan();
+      const uint64_t left = taken.available > 4 * taken.bytes ? taken.available - 4 * taken.bytes : 0;
+      vo.available_ram = std::max<uint64_t>(left, 1);
+    }
     val_loader_ = std::make_unique<augment::Loader>(dataset_, *val_split_, vo);
   }
   batches_per_epoch_ = train_loader_->batches_per_epoch();

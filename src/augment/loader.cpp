@@ -324,6 +324,8 @@ void Loader::set_run_epochs(int64_t epochs) {
 
 void Loader::start_epoch(int64_t epoch, int64_t first_batch) {
   stop_workers();
+  ahead_.reset();  // a copy of the last epoch's next batch, never used
+  ahead_number_ = -1;
   std::lock_guard<std::mutex> lock(mutex_);
   epoch_ = epoch;
   order_.resize(records_.size());
@@ -502,9 +504,25 @@ std::optional<Batch> Loader::next() {
     batch.skipped += carried_skips;
     const c10::Device device = parse_device(options_.device);
     if (device.is_cuda()) {
-      // Pinned source + non_blocking: the copy is queued on the current stream and overlaps host work.
-      // The targets stay on the host: the loss pads them there and copies the result the same way.
-      batch.images = batch.images.to(device, /*non_blocking=*/true);
+      // The targets stay on the host: the loss pads them there and copies the result without waiting.
+      if (ahead_ && ahead_number_ == number) {
+        batch.images = compat::cuda_wait_for_copy(*ahead_);
+        std::lock_guard<std::mutex> count(mutex_);
+        ++stats_.copies_ahead;
+      } else {
+        // Pinned source + non_blocking: queued on the current stream, the host goes on.
+        batch.images = batch.images.to(device, /*non_blocking=*/true);
+      }
+      ahead_.reset();
+      // The next batch, when built already, starts its copy now on a side stream, so it runs while this
+      // batch trains instead of between the two steps. Its ready_ entry stays put until next() takes it
+      // (workers only add entries), and the copy is from its pinned images.
+      std::lock_guard<std::mutex> next_lock(mutex_);
+      const auto following = ready_.find(number + 1);
+      if (following != ready_.end() && !following->second.batch.indices.empty()) {
+        ahead_ = compat::cuda_copy_on_side_stream(following->second.batch.images, device);
+        ahead_number_ = number + 1;
+      }
     }
     return batch;
   }

@@ -19,9 +19,11 @@
 //     ram. cache: auto is decoded when that plan is at most 25 % of the available RAM divided by the
 //     number of ranks, else none: the choice never changes a batch. The recipe reads cached pixels
 //     through a view and never writes them (tested: cached and uncached epochs are identical).
-//   - CUDA: batches are collated into pinned host memory and the images copied with non_blocking, so the
-//     copy overlaps the next step; the targets stay on the host (pinned), where the loss pads them without
-//     waiting for the GPU. On the CPU batches are returned as collated.
+//   - CUDA: batches are collated into pinned host memory. When next() hands out batch k and batch k + 1 is
+//     already built, k + 1's images start their copy to the device on a side stream, so it runs while k
+//     trains; next() then makes the current stream wait for it (the host does not wait). Otherwise the
+//     copy is queued on the current stream (non_blocking). The targets stay on the host (pinned), where the
+//     loss pads them without waiting for the GPU. On the CPU batches are returned as collated.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -42,6 +44,7 @@
 #include "augment/augment.h"
 #include "core/fs.h"
 #include "core/run_config.h"
+#include "core/torch/compat.h"
 #include "data/dataset.h"
 #include "data/image_io.h"
 
@@ -113,6 +116,7 @@ struct LoaderStats {
   int64_t skipped = 0;                 // sample loads that failed (a bad file counts each time it is met)
   double wait_seconds = 0;             // total time next() waited (with on_demand: building the batches)
   std::vector<std::string> bad_files;  // each unreadable image once, in the order found
+  int64_t copies_ahead = 0;            // CUDA: batches whose copy started while the one before trained
 };
 
 struct CachePlan {
@@ -198,6 +202,9 @@ class Loader {
   fs::path image_dir_;
   CachePlan cache_plan_;
   std::string cache_mode_ = "none";
+  // CUDA: the next batch's images on their way to the device (next() started the copy), and its number.
+  std::optional<compat::SideStreamCopy> ahead_;
+  int64_t ahead_number_ = -1;
 
   std::mutex cache_mutex_;
   std::vector<std::optional<Sample>> cache_;                          // cache: ram

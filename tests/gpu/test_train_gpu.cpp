@@ -7,8 +7,11 @@
 #include <torch/optim/adamw.h>
 #include <torch/optim/sgd.h>
 
+#include <chrono>
 #include <iostream>
+#include <thread>
 
+#include "augment/loader.h"
 #include "core/text.h"
 #include "core/torch/compat.h"
 #include "core/torch_plugin.h"
@@ -160,4 +163,43 @@ TEST(GpuTrain, TheTrainingStepNeverWaitsForTheDeviceBetweenItsReads) {
     compat::cuda_error_on_sync(false);
     EXPECT_TRUE(std::isfinite(params.front().sum().item<double>())) << optimizer;
   }
+}
+
+// Batches on the GPU are the CPU's bit for bit, whether their images were copied ahead on the side stream
+// (the next batch was built when the one before was handed out) or on the current stream.
+TEST(GpuTrain, TheLoaderCopiesAheadOnASideStreamAndDeliversTheCpusBatches) {
+  REQUIRE_CUDA();
+  TempDir dir;
+  const DatasetSource source = synth_dataset(dir);
+  const Split* split = nullptr;
+  for (const auto& s : source.dataset.splits)
+    if (s.name == "train") split = &s;
+  ASSERT_NE(split, nullptr);
+  augment::LoaderOptions o;
+  o.imgsz = 320;
+  o.batch = 8;
+  o.workers = 4;
+  o.seed = 3;
+  augment::LoaderOptions on_gpu = o;
+  on_gpu.device = "cuda:0";
+  augment::Loader cpu(source.dataset, *split, o), gpu(source.dataset, *split, on_gpu);
+  for (int64_t epoch = 0; epoch < 2; ++epoch) {
+    cpu.start_epoch(epoch);
+    gpu.start_epoch(epoch);
+    int64_t batches = 0;
+    while (auto a = cpu.next()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // a "step": the next batch gets built
+      auto b = gpu.next();
+      ASSERT_TRUE(b.has_value());
+      ASSERT_TRUE(b->images.is_cuda());
+      // Work on the current stream after the wait sees the copied pixels.
+      EXPECT_TRUE(at::equal(b->images.to(at::kFloat).mul(2).cpu(), a->images.to(at::kFloat).mul(2))) << "batch " << batches;
+      EXPECT_TRUE(at::equal(b->targets, a->targets));
+      ++batches;
+    }
+    EXPECT_FALSE(gpu.next().has_value());
+    EXPECT_EQ(batches, cpu.batches_per_epoch());
+  }
+  EXPECT_GT(gpu.stats().copies_ahead, 0) << "no batch was copied ahead";
+  EXPECT_LT(gpu.stats().copies_ahead, gpu.stats().batches) << "the first batch of an epoch cannot be";
 }

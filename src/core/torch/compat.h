@@ -2,9 +2,12 @@
 // hosts) are handled. Code elsewhere calls these wrappers instead of testing versions itself.
 #pragma once
 
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
 #include <torch/version.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #define DETKIT_TORCH_AT_LEAST(major, minor) \
@@ -53,6 +56,19 @@ void cuda_empty_cache();
 // Caps this process's share of device `index`'s memory (0 < fraction <= 1): allocations beyond it fail
 // as out-of-memory. No effect without CUDA support.
 void cuda_set_memory_fraction(double fraction, int index);
+
+// A host-to-device copy queued on a side stream, so that it runs while the current stream computes. The
+// copy must be waited for (cuda_wait_for_copy) before `tensor` is used on the current stream.
+struct SideStreamCopy {
+  at::Tensor tensor;            // on the device
+  std::shared_ptr<void> event;  // the copy's completion (a CUDA event); null: nothing to wait for
+};
+// Copies `pinned` (page-locked host memory, so the copy does not wait) to CUDA `device` on a stream from
+// LibTorch's pool. Without CUDA support: a plain copy.
+SideStreamCopy cuda_copy_on_side_stream(const at::Tensor& pinned, const c10::Device& device);
+// Makes the device's current stream wait for the copy (the host does not wait) and records the tensor's
+// memory as used by that stream, so the allocator does not reuse it early. Returns the tensor.
+at::Tensor cuda_wait_for_copy(SideStreamCopy& copy);
 
 // Makes CUDA device `index` this thread's current device (NCCL and new CUDA tensors use it). No effect
 // without CUDA support.

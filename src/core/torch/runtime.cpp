@@ -16,7 +16,10 @@
 #if defined(DETKIT_TORCH_CUDA)
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <ATen/cuda/CUDAEvent.h>
 #include <c10/cuda/CUDAFunctions.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 #endif
 
 namespace detkit {
@@ -189,6 +192,35 @@ void cuda_empty_cache() {
 #if defined(DETKIT_TORCH_CUDA)
   c10::cuda::CUDACachingAllocator::emptyCache();
 #endif
+}
+
+SideStreamCopy cuda_copy_on_side_stream(const at::Tensor& pinned, const c10::Device& device) {
+  SideStreamCopy out;
+#if defined(DETKIT_TORCH_CUDA)
+  const c10::cuda::CUDAStream stream = c10::cuda::getStreamFromPool(false, device.index());
+  {
+    const c10::cuda::CUDAStreamGuard on_side(stream);
+    out.tensor = pinned.to(device, /*non_blocking=*/true);
+  }
+  auto done = std::make_shared<at::cuda::CUDAEvent>();
+  done->record(stream);
+  out.event = done;
+#else
+  out.tensor = pinned.to(device);
+#endif
+  return out;
+}
+
+at::Tensor cuda_wait_for_copy(SideStreamCopy& copy) {
+#if defined(DETKIT_TORCH_CUDA)
+  if (copy.event) {
+    const c10::cuda::CUDAStream current = c10::cuda::getCurrentCUDAStream(copy.tensor.device().index());
+    static_cast<at::cuda::CUDAEvent*>(copy.event.get())->block(current);
+    copy.tensor.record_stream(current);
+    copy.event.reset();
+  }
+#endif
+  return copy.tensor;
 }
 
 void cuda_set_device(int index) {

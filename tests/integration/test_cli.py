@@ -644,8 +644,14 @@ class Model(unittest.TestCase):
                          ("yolo-n", 64, "cpu", "fp32", 4, 3))
         self.assertAlmostEqual(r["images_per_second"], 4 / r["step_seconds"], delta=1e-6 * r["images_per_second"])
         self.assertGreater(r["peak_memory_bytes"], 12_000_000)  # weights, gradients, momentum and EMA: 4 x 3M floats
+        # The host's work per step: hundreds of operators for the model, its loss and backward; a dozen for
+        # the update (foreach clipping, SGD, EMA and zeroing), not several per parameter tensor.
+        self.assertGreater(r["step_operators"], 500)
+        self.assertLessEqual(r["update_operators"], 20)
+        self.assertFalse(r["cudnn_benchmark"])
         out = run("model", "speed", "--imgsz", "64", "--batch", "2", "--steps", "1", "--amp", check=0).stdout
         self.assertIn("yolo-n at 64 px on cpu, bf16, training step alone", out)
+        self.assertIn("ATen operators per step", out)
         p = run("model", "speed", "--device", "cuda:7", "--imgsz", "64")
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("error:", p.stderr)

@@ -30,6 +30,13 @@ std::pair<int64_t, int64_t> training_size(int64_t width, int64_t height, int64_t
           std::clamp<int64_t>(std::llround(static_cast<double>(height) * r), 1, imgsz)};
 }
 
+// The size decode() asks the decoder for (it decodes a JPEG at the smallest DCT scale that covers it): the
+// training size of the declared size, or imgsz x imgsz when none is declared.
+std::pair<int64_t, int64_t> decode_target(const ImageRecord& record, int64_t imgsz) {
+  if (record.width > 0 && record.height > 0) return training_size(record.width, record.height, imgsz);
+  return {imgsz, imgsz};
+}
+
 c10::Device parse_device(const std::string& text) {
   try {
     return c10::Device(text);
@@ -40,17 +47,67 @@ c10::Device parse_device(const std::string& text) {
 
 }  // namespace
 
-uint64_t available_ram_bytes() {
-  std::ifstream in("/proc/meminfo");
+namespace {
+
+// The first number in `file`, or nullopt when it is missing or holds none ("max": no limit).
+std::optional<uint64_t> number_in(const fs::path& file) {
+  std::ifstream in(file);
+  unsigned long long value = 0;
+  if (in >> value) return static_cast<uint64_t>(value);
+  return std::nullopt;
+}
+
+// The room under the memory limit of this process's cgroup, when it has one.
+std::optional<uint64_t> cgroup_room(const fs::path& root, const fs::path& self_cgroup) {
+  std::string v2_path, v1_path;
+  {
+    std::ifstream in(self_cgroup);
+    for (std::string line; std::getline(in, line);) {
+      // "0::/path" (v2), "N:memory:/path" or "N:memory,other:/path" (v1)
+      const auto first = line.find(':'), second = line.find(':', first + 1);
+      if (first == std::string::npos || second == std::string::npos) continue;
+      const std::string controllers = line.substr(first + 1, second - first - 1), path = line.substr(second + 1);
+      if (controllers.empty()) v2_path = path;
+      if (("," + controllers + ",").find(",memory,") != std::string::npos) v1_path = path;
+    }
+  }
+  const auto room = [](std::optional<uint64_t> limit, std::optional<uint64_t> used) -> std::optional<uint64_t> {
+    // v1 reports "no limit" as a number near 2^63.
+    if (!limit || *limit >= (uint64_t{1} << 60)) return std::nullopt;
+    const uint64_t u = used.value_or(0);
+    return *limit > u ? *limit - u : 0;
+  };
+  for (const fs::path& dir : {root / fs::path(v2_path).relative_path(), root}) {
+    if (v2_path.empty() || !fs::exists(dir / "memory.max")) continue;
+    return room(number_in(dir / "memory.max"), number_in(dir / "memory.current"));
+  }
+  for (const fs::path& dir : {root / "memory" / fs::path(v1_path).relative_path(), root / "memory"}) {
+    if (!fs::exists(dir / "memory.limit_in_bytes")) continue;
+    return room(number_in(dir / "memory.limit_in_bytes"), number_in(dir / "memory.usage_in_bytes"));
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+uint64_t available_ram_from(const fs::path& meminfo, const fs::path& cgroup_root, const fs::path& self_cgroup) {
+  std::ifstream in(meminfo);
   std::string key;
-  uint64_t value = 0;
+  uint64_t value = 0, available = 0;
   std::string unit;
   while (in >> key >> value) {
     std::getline(in, unit);
-    if (key == "MemAvailable:") return value * 1024;
+    if (key == "MemAvailable:") {
+      available = value * 1024;
+      break;
+    }
   }
-  return 0;
+  if (available == 0) return 0;
+  const std::optional<uint64_t> room = cgroup_room(cgroup_root, self_cgroup);
+  return room ? std::min(available, *room) : available;
 }
+
+uint64_t available_ram_bytes() { return available_ram_from("/proc/meminfo", "/sys/fs/cgroup", "/proc/self/cgroup"); }
 
 namespace {
 
@@ -89,7 +146,7 @@ CachePlan plan_decoded_cache(const Split& split, int64_t imgsz) {
   return plan_cache(split, imgsz, [&](const ImageRecord& record, int64_t w, int64_t h) {
     int64_t d = 1;
     if (image_format_from_extension(fs::path(record.file_name)) == ImageFormat::jpeg) {
-      const auto [tw, th] = training_size(w, h, imgsz);
+      const auto [tw, th] = decode_target(record, imgsz);
       d = jpeg_scale_denominator(static_cast<int>(w), static_cast<int>(h), static_cast<int>(tw), static_cast<int>(th));
     }
     return static_cast<uint64_t>((w + d - 1) / d) * static_cast<uint64_t>((h + d - 1) / d) * 3;
@@ -171,13 +228,9 @@ DecodedImage Loader::decode(int64_t index) {
   DecodeOptions request;
   // A JPEG much larger than imgsz is decoded at 1/2, 1/4 or 1/8 scale in the DCT (far cheaper), never
   // below the training size.
-  if (record.width > 0 && record.height > 0) {
-    const auto [tw, th] = training_size(record.width, record.height, options_.imgsz);
-    request.target_width = static_cast<int>(tw);
-    request.target_height = static_cast<int>(th);
-  } else {
-    request.target_width = request.target_height = static_cast<int>(options_.imgsz);
-  }
+  const auto [tw, th] = decode_target(record, options_.imgsz);
+  request.target_width = static_cast<int>(tw);
+  request.target_height = static_cast<int>(th);
   DecodedImage decoded = decode_image(path, request);
   std::lock_guard<std::mutex> lock(cache_mutex_);
   original_size_[static_cast<std::size_t>(index)] = {decoded.info.width, decoded.info.height};
@@ -515,13 +568,23 @@ std::optional<Batch> Loader::next() {
       }
       ahead_.reset();
       // The next batch, when built already, starts its copy now on a side stream, so it runs while this
-      // batch trains instead of between the two steps. Its ready_ entry stays put until next() takes it
-      // (workers only add entries), and the copy is from its pinned images.
-      std::lock_guard<std::mutex> next_lock(mutex_);
-      const auto following = ready_.find(number + 1);
-      if (following != ready_.end() && !following->second.batch.indices.empty()) {
-        ahead_ = compat::cuda_copy_on_side_stream(following->second.batch.images, device);
-        ahead_number_ = number + 1;
+      // batch trains instead of between the two steps (its pinned images are shared, not moved: its
+      // ready_ entry stays until next() takes it). A failure here (out of device memory) only means no
+      // copy ahead: the batch is copied when taken, inside the trainer's out-of-memory recovery.
+      at::Tensor following;
+      {
+        std::lock_guard<std::mutex> next_lock(mutex_);
+        const auto it = ready_.find(number + 1);
+        if (it != ready_.end() && !it->second.batch.indices.empty()) following = it->second.batch.images;
+      }
+      if (following.defined()) {
+        try {
+          ahead_ = compat::cuda_copy_on_side_stream(following, device);
+          ahead_number_ = number + 1;
+        } catch (const std::exception& e) {
+          log_debug("loader: no copy ahead for batch ", number + 1, ": ", e.what());
+          ahead_.reset();
+        }
       }
     }
     return batch;

@@ -133,8 +133,14 @@ CachePlan plan_ram_cache(const Split& split, int64_t imgsz);
 // DCT scale its decoder picks, other formats at full size).
 CachePlan plan_decoded_cache(const Split& split, int64_t imgsz);
 
-// MemAvailable from /proc/meminfo in bytes (0 when unreadable).
+// The RAM this process may still take, in bytes: MemAvailable from /proc/meminfo, lowered to the room left
+// under this process's cgroup memory limit when it has one (a container's: Docker's --memory, a
+// Kubernetes limit; cgroup v2 memory.max - memory.current, or v1 memory.limit_in_bytes -
+// memory.usage_in_bytes). 0 when /proc/meminfo is unreadable.
 uint64_t available_ram_bytes();
+// The same from the given files: `meminfo` (/proc/meminfo), `cgroup_root` (/sys/fs/cgroup) and
+// `self_cgroup` (/proc/self/cgroup, which names this process's cgroup under the root). For tests.
+uint64_t available_ram_from(const fs::path& meminfo, const fs::path& cgroup_root, const fs::path& self_cgroup);
 
 class Loader {
  public:

@@ -41,7 +41,11 @@ DistributedEnv distributed_env_from(const std::function<const char*(const char*)
   if (env.rank < 0 || env.rank >= env.world_size)
     throw ConfigError({cat("RANK=", env.rank, " is outside the job's ranks 0..", env.world_size - 1),
                        cat("WORLD_SIZE is ", env.world_size), "give every process a distinct RANK below WORLD_SIZE"});
-  env.launched = rank_set && world_set;
+  const auto is_set = [&](const char* name) {
+    const char* value = lookup(name);
+    return value && *value;
+  };
+  env.launched = rank_set && world_set && (is_set("MASTER_ADDR") || is_set("TORCHELASTIC_RUN_ID"));
   env.local_rank = integer(lookup, "LOCAL_RANK", env.rank);
   if (env.local_rank < 0)
     throw ConfigError({cat("LOCAL_RANK=", env.local_rank, " is negative"), "", "set LOCAL_RANK to this process's index on its machine"});

@@ -26,10 +26,11 @@ struct DistributedEnv {
   // every rank connects as a client, under the key prefix /worker/attempt_<TORCHELASTIC_RESTART_COUNT>.
   bool agent_store = false;
   int64_t restart_count = 0;
-  bool launched = false;                  // RANK and WORLD_SIZE were both set (torchrun, detkit train --nproc)
+  bool launched = false;                  // RANK, WORLD_SIZE and MASTER_ADDR or TORCHELASTIC_RUN_ID set: a launcher's
 
-  // Whether this process joins a process group: in a job of several ranks, or one a launcher started
-  // with WORLD_SIZE=1 (as torch.distributed does under torchrun: the collectives then run on one rank).
+  // Whether this process joins a process group: in a job of several ranks, or one a launcher (torchrun,
+  // which sets a rendezvous too) started with WORLD_SIZE=1: the collectives then run on one rank, as in
+  // torch.distributed. RANK=0 WORLD_SIZE=1 alone, as some schedulers export them, trains in one process.
   bool active() const { return world_size > 1 || launched; }
   bool is_main() const { return rank == 0; }  // the rank that writes files and logs progress
 };

@@ -140,21 +140,24 @@ LossTerms DetectionLoss::operator()(const std::vector<LevelOutput>& outputs, con
 
   // The box terms over every anchor, weighted by its target score (0 off the foreground), instead of
   // selecting the foreground: a selection's size is known only after reading it back from the device,
-  // which would make the host wait for the GPU. Anchors off the foreground get a unit box at their own
-  // centre as target, so every term is finite and their zero weight zeroes value and gradient alike.
+  // which would make the host wait for the GPU. Off the foreground both the prediction and the target are
+  // replaced (a unit box at the anchor, zero logits), so those terms are finite whatever the head output
+  // there (an fp16 overflow on a background anchor does not make the loss NaN, as with a selection) and
+  // their zero weight zeroes value and gradient alike.
   const at::Tensor fg = assigned.foreground.unsqueeze(-1);                     // [B, A, 1]
   const at::Tensor weight = assigned.scores.sum(-1) * assigned.foreground;    // [B, A]
   const at::Tensor placeholder = at::cat({head.anchors - 0.5, head.anchors + 0.5}, -1).expand_as(pred_boxes);
   const at::Tensor target_boxes = at::where(fg, assigned.boxes / head.strides, placeholder);  // grid units
-  const at::Tensor box_sum = ((1 - complete_iou(pred_boxes.reshape({-1, 4}), target_boxes.reshape({-1, 4}))) *
+  const at::Tensor fg_boxes = at::where(fg, pred_boxes, placeholder);
+  const at::Tensor box_sum = ((1 - complete_iou(fg_boxes.reshape({-1, 4}), target_boxes.reshape({-1, 4}))) *
                               weight.reshape({-1}))
                                  .sum();
   const at::Tensor box = box_sum / score_sum;
 
   const at::Tensor target_distances =
       bbox_to_distance(head.anchors.expand({batch, -1, -1}), target_boxes, static_cast<double>(bins) - 1.01);
-  const at::Tensor dfl_sum = (distribution_focal_loss(head.distribution.reshape({-1, 4, bins}),
-                                                      target_distances.reshape({-1, 4})) *
+  const at::Tensor fg_logits = at::where(fg, head.distribution, at::zeros({}, head.distribution.options()));
+  const at::Tensor dfl_sum = (distribution_focal_loss(fg_logits.reshape({-1, 4, bins}), target_distances.reshape({-1, 4})) *
                               weight.reshape({-1}))
                                  .sum();
   const at::Tensor dfl = dfl_sum / score_sum;

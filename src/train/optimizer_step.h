@@ -12,7 +12,7 @@
 //     formulas, same operation order; LibTorch 1.13 and 2.x define them alike), reading each group's
 //     options and keeping its state in the optimizer's own state map, so optimizer serialisation,
 //     checkpoints and resume are unchanged and the two can be mixed step by step. Other optimizer types,
-//     and SGD or AdamW options the trainer never sets (dampening, no Nesterov, amsgrad, maximize), go to
+//     and options the trainer never sets (SGD without Nesterov momentum, AdamW with amsgrad), go to
 //     optimizer.step() unchanged.
 //   - Parameters without a gradient are skipped, as the loops do.
 //   - SGD uses the gradients as scratch space: after its step they hold the update direction, not the

@@ -385,6 +385,7 @@ TrainingSpeedResult measure_training_speed(const ProfileSpec& spec, int64_t batc
     models::YoloDetector ema_model(profiler.model()->options());
     ema_model->to(device);
     ema_model->eval();
+    if (spec.channels_last) models::use_channels_last(ema_model);
     torch::optim::SGD optimizer(profiler.params(), torch::optim::SGDOptions(1e-4).momentum(0.9).nesterov(true));
     auto [images, targets] = profiler.batch(batch);
     images = images.to(device);

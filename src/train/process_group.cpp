@@ -55,7 +55,26 @@ CommBackend choose_backend(const std::string& requested, const c10::Device& devi
 
 #if defined(DETKIT_WITH_GLOO)
 
+namespace {
+
+// Gloo writes to its peers' sockets without MSG_NOSIGNAL: when a peer has died, the write raises SIGPIPE,
+// which kills this rank silently (exit 141) instead of failing the collective with a named error. So while
+// a group exists SIGPIPE is ignored (the write then fails with EPIPE and Gloo throws); the previous
+// disposition comes back when the group is gone, its sockets closed.
+struct IgnoredBrokenPipes {
+  void (*previous)(int) = std::signal(SIGPIPE, SIG_IGN);
+  IgnoredBrokenPipes() = default;
+  IgnoredBrokenPipes(const IgnoredBrokenPipes&) = delete;
+  IgnoredBrokenPipes& operator=(const IgnoredBrokenPipes&) = delete;
+  ~IgnoredBrokenPipes() {
+    if (previous != SIG_ERR) std::signal(SIGPIPE, previous);
+  }
+};
+
+}  // namespace
+
 struct ProcessGroup::Impl {
+  IgnoredBrokenPipes broken_pipes;  // first: restored after the group and store below are torn down
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<C10dGroup> group;
   c10::Device device{c10::kCPU};  // where the collectives' tensors must be (NCCL: this rank's GPU)
@@ -85,11 +104,6 @@ c10::intrusive_ptr<C10dGroup> make_group(const c10::intrusive_ptr<c10d::Store>& 
   return c10::make_intrusive<c10d::ProcessGroupGloo>(store, static_cast<int>(rank), static_cast<int>(world_size), options);
 }
 
-// Gloo writes to its peers' sockets without MSG_NOSIGNAL: when a peer has died, the write raises SIGPIPE,
-// which kills this rank silently (exit 141) instead of failing the collective with a named error. So a
-// process that joins a group ignores SIGPIPE; the write then fails with EPIPE and Gloo throws.
-void ignore_broken_pipes() { std::signal(SIGPIPE, SIG_IGN); }
-
 }  // namespace
 
 ProcessGroup::ProcessGroup(std::unique_ptr<Impl> impl, int64_t rank, int64_t world_size, CommBackend backend)
@@ -98,7 +112,6 @@ ProcessGroup::~ProcessGroup() = default;
 
 std::unique_ptr<ProcessGroup> ProcessGroup::connect(const DistributedEnv& env, std::chrono::milliseconds timeout,
                                                     CommBackend backend, c10::Device device) {
-  ignore_broken_pipes();
   auto impl = std::make_unique<Impl>();
   impl->device = backend == CommBackend::nccl ? device : c10::Device(c10::kCPU);
   try {
@@ -128,7 +141,6 @@ std::unique_ptr<ProcessGroup> ProcessGroup::connect(const DistributedEnv& env, s
 
 std::unique_ptr<ProcessGroup> ProcessGroup::connect_file(const std::string& path, int64_t rank, int64_t world_size,
                                                          std::chrono::milliseconds timeout) {
-  ignore_broken_pipes();
   auto impl = std::make_unique<Impl>();
   try {
     impl->store = c10::make_intrusive<c10d::FileStore>(path, static_cast<int>(world_size));

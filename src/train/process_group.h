@@ -43,8 +43,8 @@ class ProcessGroup {
   // `timeout` for all ranks, with collectives on `backend`. NCCL needs `device` (this rank's CUDA device,
   // made current); the collectives' scratch tensors live there. Throws EnvironmentError when this build
   // has no Gloo (or no NCCL when asked), RunError when the ranks do not all arrive in time or the store
-  // cannot be reached (the address, port and fix named). Both connects set SIGPIPE to be ignored in this
-  // process, so a dead peer fails a collective with an error instead of killing this rank.
+  // cannot be reached (the address, port and fix named). While a group exists SIGPIPE is ignored in this
+  // process (restored after), so a dead peer fails a collective with an error instead of killing this rank.
   static std::unique_ptr<ProcessGroup> connect(const DistributedEnv& env, std::chrono::milliseconds timeout,
                                                CommBackend backend = CommBackend::gloo,
                                                c10::Device device = c10::Device(c10::kCPU));

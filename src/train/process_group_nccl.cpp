@@ -4,6 +4,8 @@
 
 #include "core/error.h"
 
+#include <cstdlib>
+
 #if defined(DETKIT_WITH_NCCL)
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
@@ -21,6 +23,15 @@ bool nccl_compiled() {
 c10::intrusive_ptr<C10dGroup> make_nccl_group(const c10::intrusive_ptr<c10d::Store>& store, int64_t rank,
                                               int64_t world_size, std::chrono::milliseconds timeout) {
 #if defined(DETKIT_WITH_NCCL)
+  // Blocking wait: a collective's wait() returns only when it has finished, or throws once `timeout` has
+  // passed (a dead or stuck rank), so the caller can name the failure. Without it wait() returns at once
+  // and a stuck collective surfaces only when NCCL's watchdog aborts the process. The user's own setting
+  // wins. (The variable lost its NCCL_ name in LibTorch 2.2.)
+#if DETKIT_TORCH_AT_LEAST(2, 2)
+  ::setenv("TORCH_NCCL_BLOCKING_WAIT", "1", /*overwrite=*/0);
+#else
+  ::setenv("NCCL_BLOCKING_WAIT", "1", /*overwrite=*/0);
+#endif
   auto options = c10d::ProcessGroupNCCL::Options::create();
   options->timeout = timeout;
   return c10::make_intrusive<c10d::ProcessGroupNCCL>(store, static_cast<int>(rank), static_cast<int>(world_size),

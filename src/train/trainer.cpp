@@ -251,7 +251,7 @@ RunConfig Trainer::global_config() const {
 
 void Trainer::join_distributed_job() {
   if (!dist_.active()) return;
-  if (config_.lr0_auto)
+  if (config_.lr0_auto && dist_.world_size > 1)
     throw ConfigError({"lr0: auto is not available in distributed training",
                        "the learning-rate range test runs in one process",
                        "find the rate first with 'detkit lr-find' (one process) and set lr0 to it"});
@@ -597,7 +597,10 @@ void Trainer::restore(const std::string& bytes, const std::string& source, bool 
   const nlohmann::json m = models::restore_checkpoint(bytes, source, model_, ema_ ? &ema_->model : nullptr, optimizer_.get(), device_);
   // Loading may replace the weights' storage with the file's layout: the run's own layout again, so a
   // resumed run computes exactly as an uninterrupted one.
-  if (config_.channels_last) models::use_channels_last(model_);
+  if (config_.channels_last) {
+    models::use_channels_last(model_);
+    if (ema_) models::use_channels_last(ema_->model);
+  }
   if (m.value("class_names", std::vector<std::string>{}) != class_names_)
     throw UsageError({cat(source, " was trained on other classes than the dataset declares"), "",
                       "resume with the dataset the run started with"});
@@ -784,6 +787,8 @@ TrainResult Trainer::run() {
     ema_ = std::make_unique<Ema>();
     ema_->model = make_detector(config_, classes, device_);
     ema_->model->eval();
+    // The model's layout: the EMA's fused update needs matching strides on a GPU (else one kernel per tensor).
+    if (config_.channels_last) models::use_channels_last(ema_->model);
     ema_->decay = config_.ema_decay;
     copy_weights(model_, ema_->model);
   }
@@ -810,9 +815,11 @@ TrainResult Trainer::run() {
     vo.shuffle = false;
     vo.augment = false;
     if (lo.cache == "auto" && train_loader_->cache_mode() == "decoded") {
-      // One quarter of the free RAM for both caches: the validation images get what the training ones leave.
+      // One quarter of the free RAM (per rank) for both caches: the validation images get what the training
+      // ones leave.
       const augment::CachePlan& taken = train_loader_->cache_plan();
-      const uint64_t left = taken.available > 4 * taken.bytes ? taken.available - 4 * taken.bytes : 0;
+      const uint64_t used = 4 * static_cast<uint64_t>(world_size()) * taken.bytes;
+      const uint64_t left = taken.available > used ? taken.available - used : 0;
       vo.available_ram = std::max<uint64_t>(left, 1);
     }
     val_loader_ = std::make_unique<augment::Loader>(dataset_, *val_split_, vo);

@@ -38,8 +38,11 @@ TEST(DistributedEnv, ReadsTorchrunVariables) {
   EXPECT_EQ(env.master_addr, "node0");
   EXPECT_EQ(env.master_port, 29400);
   EXPECT_EQ(parse({{"RANK", "2"}, {"WORLD_SIZE", "4"}}).local_rank, 2);  // LOCAL_RANK defaults to RANK
-  // torchrun with one process: a job of one rank, which still joins a process group.
-  EXPECT_TRUE(parse({{"RANK", "0"}, {"WORLD_SIZE", "1"}}).active());
+  // torchrun with one process (it sets a rendezvous too): a job of one rank, which still joins a process
+  // group. RANK=0 WORLD_SIZE=1 alone, as some schedulers export them, is one process.
+  EXPECT_TRUE(parse({{"RANK", "0"}, {"WORLD_SIZE", "1"}, {"MASTER_ADDR", "127.0.0.1"}}).active());
+  EXPECT_TRUE(parse({{"RANK", "0"}, {"WORLD_SIZE", "1"}, {"TORCHELASTIC_RUN_ID", "none"}}).active());
+  EXPECT_FALSE(parse({{"RANK", "0"}, {"WORLD_SIZE", "1"}}).active());
   EXPECT_FALSE(parse({{"WORLD_SIZE", "1"}}).active());
 }
 

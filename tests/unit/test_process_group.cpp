@@ -61,10 +61,15 @@ TEST(ProcessGroup, AveragesTensorsOfEveryShapeAndDtypeAcrossBuckets) {
     for (int k = 0; k < 20; ++k) grads.push_back(at::full({3, k + 1}, r * 10 + k, at::kFloat));
     grads.push_back(at::full({300}, r, at::kFloat));
     grads.push_back(at::full({2, 2}, 4 * r, at::kDouble));
+    // A channels-last weight gradient, as the model's are: flattened and written back in its own layout.
+    const at::Tensor values = at::arange(2 * 3 * 4 * 5, at::kFloat).view({2, 3, 4, 5});
+    grads.push_back((values * (r + 1)).contiguous(at::MemoryFormat::ChannelsLast));
     g.average(grads, /*bucket_bytes=*/256);
     for (int k = 0; k < 20; ++k) EXPECT_TRUE(at::allclose(grads[k], at::full({3, k + 1}, 5.0 + k, at::kFloat))) << k;
     EXPECT_TRUE(at::allclose(grads[20], at::full({300}, 0.5, at::kFloat)));
     EXPECT_TRUE(at::allclose(grads[21], at::full({2, 2}, 2.0, at::kDouble)));
+    EXPECT_TRUE(at::allclose(grads[22], values * 1.5));
+    EXPECT_TRUE(grads[22].is_contiguous(at::MemoryFormat::ChannelsLast));
   });
 }
 

@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/memory.h"
 #include "core/parallel.h"
 #include "core/text.h"
 #include "core/threads.h"
@@ -46,68 +47,6 @@ c10::Device parse_device(const std::string& text) {
 }
 
 }  // namespace
-
-namespace {
-
-// The first number in `file`, or nullopt when it is missing or holds none ("max": no limit).
-std::optional<uint64_t> number_in(const fs::path& file) {
-  std::ifstream in(file);
-  unsigned long long value = 0;
-  if (in >> value) return static_cast<uint64_t>(value);
-  return std::nullopt;
-}
-
-// The room under the memory limit of this process's cgroup, when it has one.
-std::optional<uint64_t> cgroup_room(const fs::path& root, const fs::path& self_cgroup) {
-  std::string v2_path, v1_path;
-  {
-    std::ifstream in(self_cgroup);
-    for (std::string line; std::getline(in, line);) {
-      // "0::/path" (v2), "N:memory:/path" or "N:memory,other:/path" (v1)
-      const auto first = line.find(':'), second = line.find(':', first + 1);
-      if (first == std::string::npos || second == std::string::npos) continue;
-      const std::string controllers = line.substr(first + 1, second - first - 1), path = line.substr(second + 1);
-      if (controllers.empty()) v2_path = path;
-      if (("," + controllers + ",").find(",memory,") != std::string::npos) v1_path = path;
-    }
-  }
-  const auto room = [](std::optional<uint64_t> limit, std::optional<uint64_t> used) -> std::optional<uint64_t> {
-    // v1 reports "no limit" as a number near 2^63.
-    if (!limit || *limit >= (uint64_t{1} << 60)) return std::nullopt;
-    const uint64_t u = used.value_or(0);
-    return *limit > u ? *limit - u : 0;
-  };
-  for (const fs::path& dir : {root / fs::path(v2_path).relative_path(), root}) {
-    if (v2_path.empty() || !fs::exists(dir / "memory.max")) continue;
-    return room(number_in(dir / "memory.max"), number_in(dir / "memory.current"));
-  }
-  for (const fs::path& dir : {root / "memory" / fs::path(v1_path).relative_path(), root / "memory"}) {
-    if (!fs::exists(dir / "memory.limit_in_bytes")) continue;
-    return room(number_in(dir / "memory.limit_in_bytes"), number_in(dir / "memory.usage_in_bytes"));
-  }
-  return std::nullopt;
-}
-
-}  // namespace
-
-uint64_t available_ram_from(const fs::path& meminfo, const fs::path& cgroup_root, const fs::path& self_cgroup) {
-  std::ifstream in(meminfo);
-  std::string key;
-  uint64_t value = 0, available = 0;
-  std::string unit;
-  while (in >> key >> value) {
-    std::getline(in, unit);
-    if (key == "MemAvailable:") {
-      available = value * 1024;
-      break;
-    }
-  }
-  if (available == 0) return 0;
-  const std::optional<uint64_t> room = cgroup_room(cgroup_root, self_cgroup);
-  return room ? std::min(available, *room) : available;
-}
-
-uint64_t available_ram_bytes() { return available_ram_from("/proc/meminfo", "/sys/fs/cgroup", "/proc/self/cgroup"); }
 
 namespace {
 

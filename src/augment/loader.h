@@ -62,7 +62,7 @@ struct LoaderOptions {
   int64_t epochs = 0;            // run length, for close_mosaic (0: mosaic never switched off)
   AugmentConfig recipe;          // the augmentation knobs
   std::string cache = "none";    // none, ram (training size), decoded (as decoded), auto (decoded when it fits)
-  uint64_t available_ram = 0;    // bytes the cache may compare against (0: MemAvailable from /proc/meminfo)
+  uint64_t available_ram = 0;    // bytes the cache may compare against (0: available_ram_bytes(), core/memory.h)
   std::string device = "cpu";    // where next() delivers batches: "cpu", "cuda", "cuda:N"
   bool on_demand = false;        // no worker threads: next() builds each batch when asked, its samples
                                  // spread over thread_count() threads (for training on the CPU, below)
@@ -133,14 +133,6 @@ CachePlan plan_ram_cache(const Split& split, int64_t imgsz);
 // DCT scale its decoder picks, other formats at full size).
 CachePlan plan_decoded_cache(const Split& split, int64_t imgsz);
 
-// The RAM this process may still take, in bytes: MemAvailable from /proc/meminfo, lowered to the room left
-// under this process's cgroup memory limit when it has one (a container's: Docker's --memory, a
-// Kubernetes limit; cgroup v2 memory.max - memory.current, or v1 memory.limit_in_bytes -
-// memory.usage_in_bytes). 0 when /proc/meminfo is unreadable.
-uint64_t available_ram_bytes();
-// The same from the given files: `meminfo` (/proc/meminfo), `cgroup_root` (/sys/fs/cgroup) and
-// `self_cgroup` (/proc/self/cgroup, which names this process's cgroup under the root). For tests.
-uint64_t available_ram_from(const fs::path& meminfo, const fs::path& cgroup_root, const fs::path& self_cgroup);
 
 class Loader {
  public:

@@ -23,6 +23,9 @@ struct SystemFacts {
   std::string disk_path;       // where free space was measured (the working directory)
   uint64_t disk_free = 0;      // bytes available to an unprivileged user there
   uint64_t shm_total = 0;      // size of /dev/shm (0: unknown); PyTorch-style loaders pass tensors through it
+  uint64_t memory_limit = 0;   // this process's cgroup memory limit (a container's; 0: none), core/memory.h
+  uint64_t memory_limit_used = 0;  // what its cgroup uses now
+  std::string memory_limit_file;   // where the limit was read
   bool container = false;      // /.dockerenv, /run/.containerenv, or docker/kubepods in /proc/1/cgroup
   bool wsl = false;            // "microsoft" in /proc/version
   std::vector<std::string> net_interfaces;  // names in /sys/class/net (NCCL_SOCKET_IFNAME must match one)

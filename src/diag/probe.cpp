@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/memory.h"
 #include "core/text.h"
 #include "diag/tables.h"
 #include "diag/version.h"
@@ -142,6 +143,10 @@ SystemFacts probe_system(const System& sys, const fs::path& disk_path) {
   const std::string meminfo = sys.read("/proc/meminfo");
   s.ram_total = meminfo_kib(meminfo, "MemTotal");
   s.ram_available = meminfo_kib(meminfo, "MemAvailable");
+  const CgroupMemory limit = cgroup_memory(sys.read("/proc/self/cgroup"), [&](const std::string& path) { return sys.read(path); });
+  s.memory_limit = limit.limit;
+  s.memory_limit_used = limit.used;
+  s.memory_limit_file = limit.file;
   std::error_code ec;
   const fs::path disk = fs::absolute(disk_path, ec).lexically_normal();
   s.disk_path = disk.string();

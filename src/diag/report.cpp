@@ -59,6 +59,8 @@ std::string render_report(const Facts& f, const std::vector<Finding>& findings) 
   out << "  cpu:     " << or_unknown(s.cpu_model) << ", " << s.cpu_count << " logical CPUs\n";
   out << "  memory:  " << format_bytes(s.ram_total) << " (" << format_bytes(s.ram_available) << " available)";
   if (s.shm_total) out << ", /dev/shm " << format_bytes(s.shm_total);
+  if (s.memory_limit)
+    out << ", cgroup limit " << format_bytes(s.memory_limit) << " (" << format_bytes(s.memory_limit_used) << " used)";
   out << "\n  disk:    " << format_bytes(s.disk_free) << " free at " << s.disk_path << "\n";
   if (!s.blas_library.empty()) out << "  BLAS:    " << s.blas_library << "\n";
 
@@ -156,7 +158,8 @@ std::string report_to_json(const Facts& f, const std::vector<Finding>& findings)
   const auto& s = f.system;
   facts["system"] = {{"os", s.os}, {"kernel", s.kernel}, {"cpu_model", s.cpu_model}, {"cpu_count", s.cpu_count},
                      {"ram_total", s.ram_total}, {"ram_available", s.ram_available}, {"disk_path", s.disk_path},
-                     {"disk_free", s.disk_free}, {"shm_total", s.shm_total}, {"container", s.container}, {"wsl", s.wsl},
+                     {"disk_free", s.disk_free}, {"shm_total", s.shm_total},
+                     {"memory_limit", s.memory_limit}, {"memory_limit_used", s.memory_limit_used}, {"container", s.container}, {"wsl", s.wsl},
                      {"net_interfaces", s.net_interfaces}, {"blas_library", s.blas_library}};
   const auto& d = f.driver;
   facts["driver"] = {{"version", driver_version(f)}, {"kernel_module", d.kernel_module}, {"kernel_version", d.kernel_version},

@@ -643,6 +643,20 @@ struct Rules {
       add("resources.low-disk", Severity::warning, cat("only ", format_bytes(s.disk_free), " free on ", s.disk_path),
           "Checkpoints, caches and run directories need room; a full disk fails a run at its next save.",
           cat("free space or write runs elsewhere (at least ", t.min_disk_free_gib, " GiB)"));
+    if (s.memory_limit > 0 && (s.ram_total == 0 || s.memory_limit < s.ram_total)) {
+      const bool small = static_cast<double>(s.memory_limit) < t.min_memory_limit_gib * 1024.0 * 1024 * 1024;
+      add("resources.memory-limit", small ? Severity::warning : Severity::info,
+          cat("this process may use ", format_bytes(s.memory_limit), " of RAM (its cgroup's limit",
+              s.ram_total ? cat("; the machine has ", format_bytes(s.ram_total)) : std::string(), ")"),
+          cat("The limit is in ", s.memory_limit_file, "; ", format_bytes(s.memory_limit_used),
+              " of it is in use. Going over it kills the process without an error message of its own (\"Killed\", "
+              "a DataLoader worker \"killed by signal: Killed\"), so it, not the machine's free RAM, bounds the "
+              "loader's workers, pinned batches and image cache (detkit's cache: auto and CPU batch: auto plan "
+              "within it)."),
+          small ? cat("raise the container's memory limit (docker run --memory, a Kubernetes memory limit) to at least ",
+                      t.min_memory_limit_gib, " GiB, or train with fewer loader workers (workers=) and cache=none")
+                : std::string("nothing to do unless training is killed; then raise the limit or use fewer loader workers"));
+    }
     if (s.shm_total > 0 && static_cast<double>(s.shm_total) < t.min_shm_mib * 1024.0 * 1024)
       add("resources.small-shm", Severity::warning, cat("/dev/shm is only ", format_bytes(s.shm_total)),
           "Data-loader workers pass batches through shared memory; too little gives 'Bus error' or killed workers "

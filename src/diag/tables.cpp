@@ -92,6 +92,7 @@ CompatTables parse_compat_tables(const std::string& yaml_text) {
     if (limits["gpu_busy_fraction"]) t.gpu_busy_fraction = limits["gpu_busy_fraction"].as<double>();
     if (limits["min_disk_free_gib"]) t.min_disk_free_gib = limits["min_disk_free_gib"].as<double>();
     if (limits["min_shm_mib"]) t.min_shm_mib = limits["min_shm_mib"].as<double>();
+    if (limits["min_memory_limit_gib"]) t.min_memory_limit_gib = limits["min_memory_limit_gib"].as<double>();
   }
   return t;
 }

@@ -28,6 +28,7 @@ struct CompatTables {
   double gpu_busy_fraction = 0.5;
   double min_disk_free_gib = 5;
   double min_shm_mib = 512;
+  double min_memory_limit_gib = 8;
 
   // Minimum driver for CUDA `cuda` ("12.4", "12.4.1"): the row of its major.minor, else "" (unknown).
   std::string driver_for_cuda(const std::string& cuda) const;

@@ -21,6 +21,7 @@
 #include "train/setup.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/memory.h"
 #include "core/text.h"
 #include "core/threads.h"
 #include "core/torch/compat.h"
@@ -525,7 +526,7 @@ MemoryPlan plan_memory(const PlanRequest& request) {
   } else if (cuda) {
     plan.memory = compat::cuda_memory(device.index()).total;
   } else {
-    plan.memory = augment::available_ram_bytes();
+    plan.memory = available_ram_bytes();
     if (plan.memory == 0)
       throw EnvironmentError({"cannot read the available RAM (/proc/meminfo)", "", "give the memory with --gpu-mem"});
   }
@@ -700,7 +701,7 @@ int64_t auto_batch(const RunConfig& config, const Split& train_split, int64_t cl
     r.memory_fraction = std::min(r.memory_fraction, config.gpu_memory_fraction);
   if (!device.is_cuda() && config.cache != "none") {
     // On the CPU the image cache will share the RAM with the batch: planned without it.
-    const uint64_t available = augment::available_ram_bytes();
+    const uint64_t available = available_ram_bytes();
     const augment::CachePlan cache = config.cache == "ram" ? augment::plan_ram_cache(train_split, config.imgsz)
                                                            : augment::plan_decoded_cache(train_split, config.imgsz);
     if (config.cache != "auto" || cache.bytes <= available / 4)

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "augment/loader.h"
+#include "core/memory.h"
 #include "core/text.h"
 #include "core/threads.h"
 #include "data/formats_read.h"
@@ -342,36 +343,6 @@ TEST(Loader, DecodedCacheGivesTheBatchesOfNoCacheAndAutoPicksItWhenItFits) {
   o.world_size = 1;
   o.cache = "disk";
   EXPECT_THROW_WITH(Loader(source.dataset, split, o), UsageError, "unknown loader cache 'disk'", "none, ram, decoded or auto");
-}
-
-TEST(Loader, AvailableRamIsCappedByTheCgroupMemoryLimit) {
-  TempDir dir;
-  const auto write = [&](const fs::path& file, const std::string& text) {
-    fs::create_directories(file.parent_path());
-    std::ofstream(file) << text;
-  };
-  write(dir / "meminfo", "MemTotal:       32000000 kB\nMemFree:        1000 kB\nMemAvailable:   20000000 kB\n");
-  const uint64_t host = uint64_t{20000000} * 1024;
-  // No cgroup files: MemAvailable.
-  write(dir / "self", "0::/job\n");
-  EXPECT_EQ(available_ram_from(dir / "meminfo", dir / "none", dir / "self"), host);
-  // cgroup v2, a container limited to 8 GiB using 3 GiB: 5 GiB left.
-  write(dir / "v2/job/memory.max", "8589934592\n");
-  write(dir / "v2/job/memory.current", "3221225472\n");
-  EXPECT_EQ(available_ram_from(dir / "meminfo", dir / "v2", dir / "self"), uint64_t{5} << 30);
-  write(dir / "v2/job/memory.max", "max\n");  // no limit
-  EXPECT_EQ(available_ram_from(dir / "meminfo", dir / "v2", dir / "self"), host);
-  // cgroup v1 (a hybrid host: the v2 line names no memory.max), the limit at the memory controller's root.
-  write(dir / "self", "4:memory:/docker/abc\n0::/\n");
-  write(dir / "v1/memory/memory.limit_in_bytes", "4294967296\n");
-  write(dir / "v1/memory/memory.usage_in_bytes", "1073741824\n");
-  EXPECT_EQ(available_ram_from(dir / "meminfo", dir / "v1", dir / "self"), uint64_t{3} << 30);
-  write(dir / "v1/memory/memory.limit_in_bytes", "9223372036854771712\n");  // v1's "no limit"
-  EXPECT_EQ(available_ram_from(dir / "meminfo", dir / "v1", dir / "self"), host);
-  // A limit larger than what the host has free changes nothing.
-  write(dir / "v1/memory/docker/abc/memory.limit_in_bytes", "68719476736\n");
-  EXPECT_EQ(available_ram_from(dir / "meminfo", dir / "v1", dir / "self"), host);
-  EXPECT_EQ(available_ram_from(dir / "missing", dir / "v1", dir / "self"), 0u);
 }
 
 TEST(Loader, MosaicIsSwitchedOffForTheLastEpochs) {

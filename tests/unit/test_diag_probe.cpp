@@ -141,6 +141,9 @@ class FakeGpuMachine : public ::testing::Test {
     t.write("/proc/sys/kernel/osrelease", "5.15.0-105-generic\n");
     t.write("/proc/cpuinfo", "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Gold 6338\n\nprocessor\t: 1\nmodel name\t: Intel(R) Xeon(R) Gold 6338\n");
     t.write("/proc/meminfo", "MemTotal:       263842196 kB\nMemFree:         1000 kB\nMemAvailable:   250000000 kB\n");
+    t.write("/proc/self/cgroup", "0::/\n");  // a container limited to 32 GiB (cgroup v2)
+    t.write("/sys/fs/cgroup/memory.max", "34359738368\n");
+    t.write("/sys/fs/cgroup/memory.current", "1073741824\n");
     t.write("/proc/driver/nvidia/version",
             "NVRM version: NVIDIA UNIX x86_64 Kernel Module  520.61.05  Thu Sep 29 05:30:25 UTC 2022\nGCC version:  gcc version 11.4.0\n");
     t.write("/proc/4242/comm", "python3\n");
@@ -215,6 +218,9 @@ TEST_F(FakeGpuMachine, GathersSystemDriverAndGpuFacts) {
   EXPECT_EQ(f.system.cpu_count, 2);
   EXPECT_EQ(f.system.cpu_model, "Intel(R) Xeon(R) Gold 6338");
   EXPECT_EQ(f.system.ram_total, 263842196ull * 1024);
+  EXPECT_EQ(f.system.memory_limit, 32ull << 30);
+  EXPECT_EQ(f.system.memory_limit_used, 1ull << 30);
+  EXPECT_EQ(f.system.memory_limit_file, "/sys/fs/cgroup/memory.max");
   EXPECT_GT(f.system.disk_free, 0u);
   EXPECT_EQ(f.system.blas_library, "/usr/lib/x86_64-linux-gnu/blas/libblas.so.3.11.0");
   EXPECT_EQ(f.system.net_interfaces, (std::vector<std::string>{"eth0", "lo"}));

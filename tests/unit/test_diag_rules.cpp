@@ -539,6 +539,27 @@ TEST(DiagRules, LowDiskAndSmallSharedMemory) {
   EXPECT_CONTAINS(find(fs, "resources.small-shm")->remedy, "--shm-size=8g");
 }
 
+TEST(DiagRules, ACgroupMemoryLimitIsReportedAndASmallOneIsAWarning) {
+  Facts f;
+  f.system.ram_total = 64ull << 30;
+  EXPECT_FALSE(find(run(f), "resources.memory-limit"));
+  f.system.memory_limit = 4ull << 30;
+  f.system.memory_limit_used = 1ull << 30;
+  f.system.memory_limit_file = "/sys/fs/cgroup/memory.max";
+  auto x = find(run(f), "resources.memory-limit");
+  ASSERT_TRUE(x);
+  EXPECT_EQ(x->severity, Severity::warning);
+  EXPECT_EQ(x->title, "this process may use 4.0 GiB of RAM (its cgroup's limit; the machine has 64.0 GiB)");
+  EXPECT_CONTAINS(x->detail, "The limit is in /sys/fs/cgroup/memory.max; 1.0 GiB of it is in use.");
+  EXPECT_CONTAINS(x->remedy, "docker run --memory");
+  f.system.memory_limit = 32ull << 30;
+  x = find(run(f), "resources.memory-limit");
+  ASSERT_TRUE(x);
+  EXPECT_EQ(x->severity, Severity::info);
+  f.system.memory_limit = 128ull << 30;  // above the machine's RAM: no limit in practice
+  EXPECT_FALSE(find(run(f), "resources.memory-limit"));
+}
+
 TEST(DiagRules, ReferenceBlasIsAWarningOpenBlasIsNot) {
   Facts f;
   f.system.blas_library = "/usr/lib/x86_64-linux-gnu/blas/libblas.so.3";

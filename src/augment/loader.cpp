@@ -54,7 +54,7 @@ namespace {
 // declared size, or its header's when none is declared (imgsz x imgsz when the file cannot be probed: the
 // loader will skip it, but plan for the worst).
 template <typename BytesOf>
-CachePlan plan_cache(const Split& split, int64_t imgsz, BytesOf&& bytes_of) {
+CachePlan sum_over_images(const Split& split, int64_t imgsz, BytesOf&& bytes_of) {
   CachePlan plan;
   plan.images = static_cast<int64_t>(split.images.size());
   for (const auto& record : split.images) {
@@ -75,14 +75,14 @@ CachePlan plan_cache(const Split& split, int64_t imgsz, BytesOf&& bytes_of) {
 }  // namespace
 
 CachePlan plan_ram_cache(const Split& split, int64_t imgsz) {
-  return plan_cache(split, imgsz, [&](const ImageRecord&, int64_t w, int64_t h) {
+  return sum_over_images(split, imgsz, [&](const ImageRecord&, int64_t w, int64_t h) {
     const auto [tw, th] = training_size(w, h, imgsz);
     return static_cast<uint64_t>(tw) * static_cast<uint64_t>(th) * 3;
   });
 }
 
 CachePlan plan_decoded_cache(const Split& split, int64_t imgsz) {
-  return plan_cache(split, imgsz, [&](const ImageRecord& record, int64_t w, int64_t h) {
+  return sum_over_images(split, imgsz, [&](const ImageRecord& record, int64_t w, int64_t h) {
     int64_t d = 1;
     if (image_format_from_extension(fs::path(record.file_name)) == ImageFormat::jpeg) {
       const auto [tw, th] = decode_target(record, imgsz);
@@ -90,6 +90,10 @@ CachePlan plan_decoded_cache(const Split& split, int64_t imgsz) {
     }
     return static_cast<uint64_t>((w + d - 1) / d) * static_cast<uint64_t>((h + d - 1) / d) * 3;
   });
+}
+
+CachePlan plan_cache(const Split& split, int64_t imgsz, const std::string& mode) {
+  return mode == "ram" ? plan_ram_cache(split, imgsz) : plan_decoded_cache(split, imgsz);
 }
 
 Loader::Loader(const Dataset& dataset, const Split& split, LoaderOptions options)
@@ -120,13 +124,11 @@ Loader::Loader(const Dataset& dataset, const Split& split, LoaderOptions options
   if (mode != "none" && mode != "ram" && mode != "decoded" && mode != "auto")
     throw UsageError({cat("unknown loader cache '", mode, "'"), "", "use none, ram, decoded or auto"});
   if (mode != "none") {
-    cache_plan_ = mode == "ram" ? plan_ram_cache(split, options_.imgsz) : plan_decoded_cache(split, options_.imgsz);
+    cache_plan_ = plan_cache(split, options_.imgsz, mode);
     cache_plan_.available = options_.available_ram ? options_.available_ram : available_ram_bytes();
     const auto bytes = static_cast<double>(cache_plan_.bytes), available = static_cast<double>(cache_plan_.available);
     if (mode == "auto") {
-      // A quarter of what is free, shared by the ranks of a job (each caches what it reads: all of it).
-      const double share = 0.25 * available / static_cast<double>(options_.world_size);
-      cache_mode_ = bytes <= share ? "decoded" : "none";
+      cache_mode_ = auto_cache_fits(cache_plan_.bytes, cache_plan_.available, options_.world_size) ? "decoded" : "none";
       if (cache_mode_ == "decoded")
         log_info("cache: auto keeps the ", cache_plan_.images, " decoded images in RAM: ", format_bytes(cache_plan_.bytes),
                  " (", format_bytes(cache_plan_.available), " available)");

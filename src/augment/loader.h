@@ -132,6 +132,15 @@ CachePlan plan_ram_cache(const Split& split, int64_t imgsz);
 // The same for cache: decoded: each image's pixels as the loader decodes it for `imgsz` (a JPEG at the
 // DCT scale its decoder picks, other formats at full size).
 CachePlan plan_decoded_cache(const Split& split, int64_t imgsz);
+// The plan of cache `mode` ("ram": plan_ram_cache; "decoded" and "auto": plan_decoded_cache).
+CachePlan plan_cache(const Split& split, int64_t imgsz, const std::string& mode);
+
+// cache: auto's rule: the decoded cache when it needs at most a quarter of the available RAM per rank
+// (each rank caches what it reads, which with mosaic partners is everything).
+inline constexpr double kAutoCacheShare = 0.25;
+inline bool auto_cache_fits(uint64_t bytes, uint64_t available, int64_t world_size) {
+  return static_cast<double>(bytes) <= kAutoCacheShare * static_cast<double>(available) / static_cast<double>(world_size);
+}
 
 
 class Loader {

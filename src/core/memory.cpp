@@ -68,19 +68,18 @@ CgroupMemory cgroup_memory(const std::string& self_cgroup, const ReadFile& read)
   return {};
 }
 
-uint64_t meminfo_available(const std::string& meminfo) {
+uint64_t meminfo_bytes(const std::string& meminfo, const std::string& key) {
   std::istringstream in(meminfo);
-  std::string key, unit;
-  unsigned long long value = 0;
-  while (in >> key >> value) {
-    std::getline(in, unit);
-    if (key == "MemAvailable:") return static_cast<uint64_t>(value) * 1024;
+  for (std::string line; std::getline(in, line);) {
+    if (line.compare(0, key.size() + 1, key + ":") != 0) continue;
+    const std::optional<uint64_t> kib = first_number(line.substr(key.size() + 1));
+    return kib ? *kib * 1024 : 0;
   }
   return 0;
 }
 
 uint64_t available_ram(const std::string& meminfo, const std::string& self_cgroup, const ReadFile& read) {
-  const uint64_t available = meminfo_available(meminfo);
+  const uint64_t available = meminfo_bytes(meminfo, "MemAvailable");
   if (available == 0) return 0;
   const CgroupMemory cgroup = cgroup_memory(self_cgroup, read);
   if (cgroup.limit == 0) return available;

@@ -26,8 +26,8 @@ struct CgroupMemory {
 };
 CgroupMemory cgroup_memory(const std::string& self_cgroup, const ReadFile& read);
 
-// MemAvailable from /proc/meminfo's text, in bytes (0 when absent).
-uint64_t meminfo_available(const std::string& meminfo);
+// The value of `key` ("MemTotal", "MemAvailable") in /proc/meminfo's text, in bytes (0 when absent).
+uint64_t meminfo_bytes(const std::string& meminfo, const std::string& key);
 
 // MemAvailable, lowered to the room left under the cgroup limit when there is one. 0 when MemAvailable is
 // unknown.

@@ -112,19 +112,6 @@ bool glob_match(const std::string& pattern, const std::string& name) {
 
 // ---- system ------------------------------------------------------------------------------------------
 
-// meminfo values exceed int for large machines: parse the digits directly.
-uint64_t meminfo_kib(const std::string& meminfo, const std::string& key) {
-  for (const auto& line : split(meminfo, '\n'))
-    if (starts_with(line, key + ":")) {
-      uint64_t v = 0;
-      for (char c : line.substr(key.size() + 1))
-        if (c >= '0' && c <= '9') v = v * 10 + static_cast<uint64_t>(c - '0');
-        else if (v) break;
-      return v * 1024;
-    }
-  return 0;
-}
-
 SystemFacts probe_system(const System& sys, const fs::path& disk_path) {
   SystemFacts s;
   for (const auto& line : split(sys.read("/etc/os-release"), '\n'))
@@ -141,8 +128,8 @@ SystemFacts probe_system(const System& sys, const fs::path& disk_path) {
     }
   }
   const std::string meminfo = sys.read("/proc/meminfo");
-  s.ram_total = meminfo_kib(meminfo, "MemTotal");
-  s.ram_available = meminfo_kib(meminfo, "MemAvailable");
+  s.ram_total = meminfo_bytes(meminfo, "MemTotal");
+  s.ram_available = meminfo_bytes(meminfo, "MemAvailable");
   const CgroupMemory limit = cgroup_memory(sys.read("/proc/self/cgroup"), [&](const std::string& path) { return sys.read(path); });
   s.memory_limit = limit.limit;
   s.memory_limit_used = limit.used;

@@ -99,6 +99,13 @@ constexpr int64_t kGroupElements = int64_t{1} << 24;
 
 }  // namespace
 
+UsageError class_out_of_range(int64_t row, int64_t image, int64_t cls, int64_t classes) {
+  return UsageError({cat("ground-truth box ", row, " of image ", image, " has class ", cls, ", outside the model's ",
+                         classes, " classes"),
+                     "class indices are 0-based and must be below the number of classes the head predicts",
+                     "build the model with as many classes as the dataset has, or fix the label"});
+}
+
 Assignment assign_task_aligned(const at::Tensor& scores, const at::Tensor& pred_boxes, const at::Tensor& anchors,
                                const at::Tensor& gt_labels, const at::Tensor& gt_boxes, const at::Tensor& gt_mask,
                                const AssignerOptions& options, bool padded_and_checked) {
@@ -133,10 +140,7 @@ Assignment assign_task_aligned(const at::Tensor& scores, const at::Tensor& pred_
     if (bad_label.any().item<bool>()) {
       const at::Tensor where = bad_label.nonzero()[0];
       const int64_t image = where[0].item<int64_t>(), row = where[1].item<int64_t>();
-      throw UsageError({cat("ground-truth box ", row, " of image ", image, " has class ", labels_all[image][row].item<int64_t>(),
-                            ", outside the model's ", classes, " classes"),
-                        "class indices are 0-based and must be below the number of classes the head predicts",
-                        "build the model with as many classes as the dataset has, or fix the label"});
+      throw class_out_of_range(row, image, labels_all[image][row].item<int64_t>(), classes);
     }
     real_d = real.to(device);
     labels_d = labels_all.to(device);

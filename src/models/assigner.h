@@ -21,6 +21,8 @@
 
 #include <cstdint>
 
+#include "core/error.h"
+
 namespace detkit::models {
 
 struct AssignerOptions {
@@ -56,6 +58,10 @@ struct Assignment {
 // `padded_and_checked`: the caller guarantees what pad_targets(..., classes) does, every real box's class
 // in [0, C) and each image's real rows first with at least one image using all M rows. The assigner then
 // reads nothing back from the device (no check, no trimming), so on a GPU the host never waits for it.
+// The error for real box `row` of image `image` (positions in the batch) whose class `cls` is outside
+// the head's [0, classes): thrown by assign_task_aligned and by pad_targets (models/loss.h).
+UsageError class_out_of_range(int64_t row, int64_t image, int64_t cls, int64_t classes);
+
 Assignment assign_task_aligned(const at::Tensor& scores, const at::Tensor& pred_boxes, const at::Tensor& anchors,
                                const at::Tensor& gt_labels, const at::Tensor& gt_boxes, const at::Tensor& gt_mask,
                                const AssignerOptions& options = {}, bool padded_and_checked = false);

@@ -92,10 +92,8 @@ PaddedTargets pad_targets(const at::Tensor& targets, int64_t batch_size, int64_t
       const at::Tensor bad = labels.lt(0).logical_or(labels.ge(classes)).nonzero();
       if (bad.size(0) > 0) {
         const int64_t row = bad[0][0].item<int64_t>();
-        throw UsageError({cat("ground-truth box ", slot[row].item<int64_t>(), " of image ", sorted_image[row].item<int64_t>(),
-                              " has class ", labels[row].item<int64_t>(), ", outside the model's ", classes, " classes"),
-                          "class indices are 0-based and must be below the number of classes the head predicts",
-                          "build the model with as many classes as the dataset has, or fix the label"});
+        throw class_out_of_range(slot[row].item<int64_t>(), sorted_image[row].item<int64_t>(), labels[row].item<int64_t>(),
+                                 classes);
       }
     }
     out.labels.index_put_({sorted_image, slot}, labels.unsqueeze(1));

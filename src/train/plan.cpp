@@ -702,9 +702,8 @@ int64_t auto_batch(const RunConfig& config, const Split& train_split, int64_t cl
   if (!device.is_cuda() && config.cache != "none") {
     // On the CPU the image cache will share the RAM with the batch: planned without it.
     const uint64_t available = available_ram_bytes();
-    const augment::CachePlan cache = config.cache == "ram" ? augment::plan_ram_cache(train_split, config.imgsz)
-                                                           : augment::plan_decoded_cache(train_split, config.imgsz);
-    if (config.cache != "auto" || cache.bytes <= available / 4)
+    const augment::CachePlan cache = augment::plan_cache(train_split, config.imgsz, config.cache);
+    if (config.cache != "auto" || augment::auto_cache_fits(cache.bytes, available, 1))
       r.memory_bytes = available > cache.bytes ? available - cache.bytes : 1;
   }
   log_info("batch auto: profiling ", config.model, " at ", r.imgsz, " px", r.imgsz != config.imgsz ? " (the largest multi-scale size)" : "", " with ", r.max_boxes,

@@ -818,7 +818,8 @@ TrainResult Trainer::run() {
       // One quarter of the free RAM (per rank) for both caches: the validation images get what the training
       // ones leave.
       const augment::CachePlan& taken = train_loader_->cache_plan();
-      const uint64_t used = 4 * static_cast<uint64_t>(world_size()) * taken.bytes;
+      const auto used =
+          static_cast<uint64_t>(static_cast<double>(taken.bytes) * static_cast<double>(world_size()) / augment::kAutoCacheShare);
       const uint64_t left = taken.available > used ? taken.available - used : 0;
       vo.available_ram = std::max<uint64_t>(left, 1);
     }

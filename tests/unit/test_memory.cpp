@@ -28,8 +28,9 @@ const uint64_t kHost = uint64_t{20000000} * 1024;
 
 TEST(Memory, MemAvailableWithoutACgroupLimit) {
   FakeFiles fs;
-  EXPECT_EQ(meminfo_available(kMeminfo), kHost);
-  EXPECT_EQ(meminfo_available("MemTotal: 5 kB\n"), 0u);
+  EXPECT_EQ(meminfo_bytes(kMeminfo, "MemAvailable"), kHost);
+  EXPECT_EQ(meminfo_bytes(kMeminfo, "MemTotal"), uint64_t{32000000} * 1024);
+  EXPECT_EQ(meminfo_bytes("MemTotal: 5 kB\n", "MemAvailable"), 0u);
   EXPECT_EQ(available_ram(kMeminfo, "0::/job\n", fs.reader()), kHost);
   EXPECT_EQ(available_ram("", "0::/job\n", fs.reader()), 0u);
   EXPECT_GT(available_ram_bytes(), 0u);  // this machine

@@ -91,6 +91,12 @@ void RunConfig::visit(ConfigVisitor& v) {
           "distributed: the collectives' backend: auto (NCCL when training on GPUs and this build has it, else Gloo), "
           "gloo or nccl",
           {"auto", "gloo", "nccl"});
+  v.field("dist_overlap", dist_overlap,
+          "distributed: average gradients bucket by bucket while backward runs, each as soon as its gradients are "
+          "complete (false: all after backward)");
+  v.field("dist_bucket_mb", dist_bucket_mb,
+          "distributed: MiB of gradients per bucket averaged during backward (smaller: earlier start, more collectives)",
+          {0.01, 1024});
   v.field("dist_timeout", dist_timeout, "distributed: seconds a rank waits for the others (joining, a step, validation)",
           {1, 86400});
   v.field("patience", patience, "stop after N evaluations without improvement (0: never)", {0, {}});

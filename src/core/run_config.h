@@ -105,6 +105,8 @@ struct RunConfig {
   bool sync_bn = false;                 // distributed: BatchNorm statistics over all ranks' batches (SyncBatchNorm)
   double dist_timeout = 600;            // distributed: seconds a rank waits for the others (joining, a step, validation)
   std::string dist_backend = "auto";    // distributed: auto (NCCL on GPUs when built with it, else Gloo), gloo or nccl
+  bool dist_overlap = true;             // distributed: average gradients in buckets during backward (false: after it)
+  double dist_bucket_mb = 4;            // distributed: size of a gradient bucket averaged during backward, MiB
   int64_t patience = 50;                // stop after N evaluations without improvement (0: never)
   std::string cache = "auto";           // keep images in RAM: none, ram (training size), decoded (exact), auto
   std::string project = "runs";         // directory that holds run directories

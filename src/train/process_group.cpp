@@ -11,6 +11,7 @@
 #include "core/torch/runtime.h"
 
 #if defined(DETKIT_WITH_GLOO)
+#include "train/flat_buckets.h"
 #include "train/process_group_backend.h"
 
 #include <torch/csrc/distributed/c10d/FileStore.hpp>
@@ -160,15 +161,6 @@ namespace {
 // that is a bucket alone), runs `collective` on each flat bucket (on `device`) in place, and copies the
 // results back (whatever the tensors' memory layout and device). Every rank forms the same buckets from
 // tensors of the same shapes, so the collectives pair up.
-// `t` with its dimensions in memory order (largest stride first): a contiguous view of any dense tensor,
-// NCHW or channels-last alike, so it flattens without a copy and takes its values back in one fused copy.
-at::Tensor in_memory_order(const at::Tensor& t) {
-  std::vector<int64_t> dims(static_cast<std::size_t>(t.dim()));
-  for (std::size_t d = 0; d < dims.size(); ++d) dims[d] = static_cast<int64_t>(d);
-  std::stable_sort(dims.begin(), dims.end(), [&](int64_t a, int64_t b) { return t.stride(a) > t.stride(b); });
-  return t.permute(dims);
-}
-
 template <typename Fn>
 void in_buckets(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes, const c10::Device& device, Fn&& collective) {
   std::map<at::ScalarType, std::vector<std::vector<at::Tensor>>> buckets;
@@ -186,27 +178,11 @@ void in_buckets(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes, co
   }
   for (auto& [dtype, list] : buckets)
     for (auto& bucket : list) {
-      std::vector<at::Tensor> ordered, flat_parts;
-      for (const at::Tensor& t : bucket) {
-        ordered.push_back(in_memory_order(t));
-        flat_parts.push_back(ordered.back().reshape({-1}));
-      }
-      std::vector<at::Tensor> flat{at::cat(flat_parts).to(device)};
+      std::vector<at::Tensor> views;
+      for (const at::Tensor& t : bucket) views.push_back(in_memory_order(t));
+      std::vector<at::Tensor> flat{pack_flat(views).to(device)};
       collective(flat);
-      std::vector<at::Tensor> results;
-      bool fused = true;
-      int64_t offset = 0;
-      for (const at::Tensor& t : ordered) {
-        results.push_back(flat[0].narrow(0, offset, t.numel()).view(t.sizes()));
-        fused = fused && t.is_contiguous() && t.device() == flat[0].device();
-        offset += t.numel();
-      }
-      if (fused) {  // two fused operators instead of one copy per tensor (a kernel launch each on a GPU)
-        at::_foreach_zero_(ordered);
-        at::_foreach_add_(ordered, results);
-      } else {
-        for (std::size_t i = 0; i < ordered.size(); ++i) ordered[i].copy_(results[i]);
-      }
+      unpack_flat(views, flat[0]);
     }
 }
 
@@ -262,9 +238,33 @@ void ProcessGroup::barrier() {
   collective("waiting for the other ranks", rank_, [&] { impl_->group->barrier()->wait(); });
 }
 
+c10::Device ProcessGroup::device() const { return impl_->device; }
+
+struct PendingSum::Impl {
+  c10::intrusive_ptr<c10d::Work> work;
+  int64_t rank = 0;
+};
+
+PendingSum ProcessGroup::start_sum_(const at::Tensor& flat) {
+  DETKIT_ASSERT(flat.is_contiguous() && flat.device() == impl_->device, "start_sum_ needs a contiguous tensor on the group's device");
+  PendingSum pending;
+  pending.impl_ = std::make_unique<PendingSum::Impl>();
+  pending.impl_->rank = rank_;
+  std::vector<at::Tensor> one{flat};
+  collective("averaging gradients", rank_, [&] { pending.impl_->work = impl_->group->allreduce(one); });
+  return pending;
+}
+
+void PendingSum::wait() {
+  DETKIT_ASSERT(impl_ != nullptr, "wait() on a sum that was not started");
+  const std::unique_ptr<Impl> impl = std::move(impl_);
+  collective("averaging gradients", impl->rank, [&] { impl->work->wait(); });
+}
+
 #else  // no Gloo in this build
 
 struct ProcessGroup::Impl {};
+struct PendingSum::Impl {};
 
 namespace {
 [[noreturn]] void unavailable() {
@@ -288,7 +288,15 @@ double ProcessGroup::sum(double) { unavailable(); }
 std::vector<double> ProcessGroup::sum(const std::vector<double>&) { unavailable(); }
 void ProcessGroup::sum_(at::Tensor&) { unavailable(); }
 void ProcessGroup::barrier() { unavailable(); }
+c10::Device ProcessGroup::device() const { unavailable(); }
+PendingSum ProcessGroup::start_sum_(const at::Tensor&) { unavailable(); }
+void PendingSum::wait() { unavailable(); }
 
 #endif
+
+PendingSum::PendingSum() = default;
+PendingSum::PendingSum(PendingSum&&) noexcept = default;
+PendingSum& PendingSum::operator=(PendingSum&&) noexcept = default;
+PendingSum::~PendingSum() = default;
 
 }  // namespace detkit::train

@@ -37,6 +37,25 @@ bool nccl_available();
 // device, EnvironmentError for NCCL in a build without it.
 CommBackend choose_backend(const std::string& requested, const c10::Device& device);
 
+// A sum over the ranks started by ProcessGroup::start_sum_ and running while this thread goes on (the
+// gradient buckets of train/overlapped_average.h, all-reduced during the backward pass).
+class PendingSum {
+ public:
+  PendingSum();
+  PendingSum(PendingSum&&) noexcept;
+  PendingSum& operator=(PendingSum&&) noexcept;
+  ~PendingSum();
+  bool started() const { return impl_ != nullptr; }
+  // Blocks until the sum is in the tensor given to start_sum_; throws RunError as the group's blocking
+  // collectives do (a rank that died or stopped answering). Once: afterwards started() is false.
+  void wait();
+
+ private:
+  friend class ProcessGroup;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 class ProcessGroup {
  public:
   // Joins the job described by `env` (rank 0 starts the store, the others connect to it), waiting up to
@@ -56,6 +75,8 @@ class ProcessGroup {
   int64_t rank() const { return rank_; }
   int64_t world_size() const { return world_size_; }
   CommBackend backend() const { return backend_; }
+  // Where the collectives' tensors live: this rank's GPU for NCCL, the CPU for Gloo.
+  c10::Device device() const;
 
   // Replaces each tensor by its mean over the ranks (gradients). Tensors are packed into flat buckets of
   // at most `bucket_bytes` per dtype, so a model's hundreds of small gradients take a few collectives.
@@ -72,6 +93,10 @@ class ProcessGroup {
   std::vector<double> sum(const std::vector<double>& values);
   // Replaces `tensor` (contiguous) by its element-wise sum over the ranks.
   void sum_(at::Tensor& tensor);
+  // Starts replacing `flat` (contiguous, on device()) by its element-wise sum over the ranks and returns at
+  // once; `flat` must not be read or written until the result's wait() returns. Every rank must start the
+  // same sums in the same order, as for the blocking collectives.
+  PendingSum start_sum_(const at::Tensor& flat);
   void barrier();
 
  private:

@@ -30,6 +30,7 @@
 #include "train/guardrails.h"
 #include "train/lr_find.h"
 #include "train/optimizer_step.h"
+#include "train/overlapped_average.h"
 #include "train/plan.h"
 #include "train/process_group.h"
 #include "train/schedule.h"
@@ -168,10 +169,12 @@ class Trainer {
 
   // Distributed training (train/process_group.h): every rank runs this same loop on its shard of each
   // global batch; the ranks agree after every batch (out of memory, non-finite loss, Ctrl-C, the loss
-  // normaliser and totals) and average gradients before every optimizer step, so the weights stay
-  // identical. Every rank validates its share of the images; rank 0 alone writes files and shows progress.
+  // normaliser and totals) and average gradients (during every batch's backward with dist_overlap, else
+  // before every optimizer step), so the weights stay identical. Every rank validates its share of the images; rank 0 alone writes files and shows progress.
   DistributedEnv dist_;
   std::unique_ptr<ProcessGroup> group_;
+  std::unique_ptr<OverlappedGradientAverage> overlap_;  // dist_overlap: gradients averaged during backward
+  bool overlap_reported_ = false;                        // the first step's overlap was logged
   bool interrupt_agreed_ = false;  // Ctrl-C seen by any rank at the last agreement
   int64_t step_images_ = 0;        // images of the last batch over all ranks
 
@@ -388,7 +391,10 @@ BatchOutcome Trainer::run_chunks(const at::Tensor& images, const at::Tensor& tar
     const auto as_double = [](const at::Tensor& t) { return t.detach().to(at::kDouble).reshape({1}); };
     const at::Tensor pending = at::cat({as_double(total), as_double(terms.box), as_double(terms.cls),
                                         as_double(terms.dfl), as_double(terms.score_sum)});
-    (scaler_.enabled() ? total * scaler_.scale() : total).backward();
+    const at::Tensor backpropagated = scaler_.enabled() ? total * scaler_.scale() : total;
+    // Distributed with dist_overlap: the last piece's backward averages the batch's gradients as they come.
+    if (overlap_ && piece == pieces - 1) overlap_->arm(backpropagated);
+    backpropagated.backward();
     if (autocast_) compat::clear_autocast_cache();
     const at::Tensor values = pending.to(at::kCPU);
     const double* v = values.data_ptr<double>();
@@ -441,6 +447,17 @@ BatchOutcome Trainer::train_batch(const augment::Batch& batch, int64_t iteration
                               "ranks cannot redo the step in smaller passes together",
                               "lower batch (or imgsz) and resume, or set sync_bn=false: then an out-of-memory step is "
                               "redone on every rank in smaller passes"});
+    // Every rank joins the same gradient all-reduces whether its pass succeeded, stopped early or never ran;
+    // a failed pass's sums are discarded below on every rank together (restore_grads).
+    if (overlap_) {
+      overlap_->finish();
+      if (!overlap_reported_ && !oom && outcome == BatchOutcome::ok) {
+        overlap_reported_ = true;
+        log_info("distributed training: the first step averaged ", overlap_->started_in_backward(), " of ",
+                 overlap_->buckets(), " gradient buckets during backward",
+                 overlap_->unused_parameters() > 0 ? cat(" (", overlap_->unused_parameters(), " parameters unused)") : "");
+      }
+    }
     bool any_oom = oom, any_non_finite = !oom && outcome == BatchOutcome::non_finite;
     int64_t oom_ranks = oom ? 1 : 0;
     if (group_) {
@@ -517,7 +534,7 @@ void Trainer::scale_batch_gradients(double factor) {
 // skipped for non-finite gradients.
 bool Trainer::optimizer_step() {
   torch::NoGradGuard no_grad;
-  if (group_) {  // the mean over the ranks, so every rank takes the same step
+  if (group_ && !overlap_) {  // the mean over the ranks, so every rank takes the same step (else done in backward)
     std::vector<at::Tensor> grads;
     for (auto& p : params_) {
       if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
@@ -794,6 +811,13 @@ TrainResult Trainer::run() {
   }
   accumulate_ = accumulation(global_config());
   build_optimizer();
+  if (group_ && config_.dist_overlap) {
+    const auto mib = [](double m) { return static_cast<int64_t>(m * static_cast<double>(int64_t{1} << 20)); };
+    overlap_ = std::make_unique<OverlappedGradientAverage>(*group_, params_, mib(config_.dist_bucket_mb),
+                                                           std::min(mib(config_.dist_bucket_mb), mib(1)));
+    log_info("distributed training: gradients averaged during backward in ", overlap_->buckets(), " buckets of at most ",
+             config_.dist_bucket_mb, " MiB");
+  }
   loss_ = std::make_unique<models::DetectionLoss>(loss_options(config_));
 
   if (device_.is_cuda()) {

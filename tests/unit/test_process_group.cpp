@@ -3,6 +3,12 @@
 // a rank that stops answering turning into a RunError within the timeout instead of a hang.
 #include <ATen/ATen.h>
 #include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/activation.h>
+#include <torch/nn/modules/pooling.h>
+#include <torch/nn/modules/container/functional.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -16,6 +22,7 @@
 #include "core/error.h"
 #include "test_util.h"
 #include "models/sync_batch_norm.h"
+#include "train/overlapped_average.h"
 #include "train/process_group.h"
 
 using namespace detkit;
@@ -238,4 +245,114 @@ TEST(ProcessGroup, BackendChoiceFollowsTheDeviceAndWhatThisBuildHas) {
   }
   EXPECT_STREQ(backend_name(CommBackend::nccl), "NCCL");
   EXPECT_STREQ(backend_name(CommBackend::gloo), "Gloo");
+}
+
+namespace {
+
+// A small convolutional network, the same weights on every rank (seeded), with a channels-last
+// convolution, as the detector's are, and a layer the forward pass never uses.
+struct Net {
+  torch::nn::Sequential body;
+  torch::nn::Linear unused{nullptr};
+  Net() {
+    torch::manual_seed(3);
+    body = torch::nn::Sequential(torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 8, 3).padding(1)), torch::nn::ReLU(),
+                                 torch::nn::Conv2d(torch::nn::Conv2dOptions(8, 16, 3).padding(1)), torch::nn::ReLU(),
+                                 torch::nn::AdaptiveAvgPool2d(torch::nn::AdaptiveAvgPool2dOptions(1)),
+                                 torch::nn::Functional([](const at::Tensor& x) { return x.flatten(1); }),
+                                 torch::nn::Linear(16, 32), torch::nn::ReLU(), torch::nn::Linear(32, 4));
+    unused = torch::nn::Linear(4, 4);
+    at::NoGradGuard no_grad;
+    at::Tensor w = body->parameters()[2];
+    w.set_data(w.contiguous(at::MemoryFormat::ChannelsLast));
+  }
+  std::vector<at::Tensor> params() {
+    std::vector<at::Tensor> p = body->parameters();
+    for (const auto& q : unused->parameters()) p.push_back(q);
+    return p;
+  }
+  // This rank's loss on `pass`'s inputs, different on every rank.
+  at::Tensor loss(int64_t rank, int pass) {
+    const at::Tensor x = at::sin(at::arange(2 * 3 * 6 * 6, at::kFloat).view({2, 3, 6, 6}) * (0.1 + 0.05 * rank + 0.01 * pass));
+    return body->forward(x).pow(2).sum();
+  }
+};
+
+std::vector<at::Tensor> grads_of(const std::vector<at::Tensor>& params) {
+  std::vector<at::Tensor> out;
+  for (const auto& p : params) out.push_back(p.grad().defined() ? p.grad().clone() : at::zeros_like(p));
+  return out;
+}
+
+void clear_grads(std::vector<at::Tensor>& params) {
+  for (auto& p : params) p.mutable_grad() = at::Tensor();
+}
+
+}  // namespace
+
+// Gradients averaged bucket by bucket during backward equal those averaged after it (bit for bit with two
+// ranks: each sum is one addition), over several passes whose gradients add up, in the parameters' own
+// layout; every bucket starts inside backward; a parameter without a gradient gets the mean of zeros.
+TEST(OverlappedGradientAverage, AveragesDuringBackwardWhatAveragingAfterItGives) {
+  if (!distributed_available()) GTEST_SKIP() << "built without Gloo";
+  TempDir dir;
+  two_ranks(dir, [](ProcessGroup& g) {
+    Net net;
+    std::vector<at::Tensor> params = net.params();
+    // After backward: two accumulated passes, then one more, averaged by the blocking collective.
+    for (int pass = 0; pass < 3; ++pass) net.loss(g.rank(), pass).backward();
+    std::vector<at::Tensor> expected = grads_of(params);
+    g.average(expected);
+    clear_grads(params);
+
+    OverlappedGradientAverage overlap(g, params, /*bucket_bytes=*/1024, /*first_bucket_bytes=*/256);
+    EXPECT_GE(overlap.buckets(), 4);
+    for (int step = 0; step < 2; ++step) {  // the same twice: the state of one step does not leak into the next
+      clear_grads(params);
+      net.loss(g.rank(), 0).backward();  // not armed: accumulates only (earlier pieces of a split batch)
+      net.loss(g.rank(), 1).backward();
+      const at::Tensor loss = net.loss(g.rank(), 2);
+      overlap.arm(loss);
+      EXPECT_EQ(overlap.unused_parameters(), 2);  // the unused layer's: they hold up no bucket
+      loss.backward();
+      overlap.finish();
+      EXPECT_EQ(overlap.started_in_backward(), overlap.buckets()) << step;
+      for (std::size_t i = 0; i < params.size(); ++i) {
+        ASSERT_TRUE(params[i].grad().defined()) << i;
+        EXPECT_TRUE(at::equal(params[i].grad(), expected[i])) << "parameter " << i << ", step " << step;
+      }
+      EXPECT_TRUE(params[2].grad().is_contiguous(at::MemoryFormat::ChannelsLast));
+      EXPECT_TRUE(at::equal(params.back().grad(), at::zeros_like(params.back())));
+    }
+  });
+}
+
+// A rank whose pass stops before backward (out of memory, say) still joins every bucket's all-reduce in
+// finish(), so neither rank hangs and both see the same sums; a pass that is not armed starts nothing.
+TEST(OverlappedGradientAverage, ARankWithoutBackwardStillPairsEveryCollective) {
+  if (!distributed_available()) GTEST_SKIP() << "built without Gloo";
+  TempDir dir;
+  two_ranks(dir, [](ProcessGroup& g) {
+    Net net;
+    std::vector<at::Tensor> params = net.params();
+    net.loss(0, 0).backward();
+    std::vector<at::Tensor> rank0 = grads_of(params);
+    clear_grads(params);
+    OverlappedGradientAverage overlap(g, params, 1024, 256);
+    if (g.rank() == 0) {
+      const at::Tensor loss = net.loss(0, 0);
+      overlap.arm(loss);
+      loss.backward();
+    }
+    overlap.finish();
+    EXPECT_EQ(overlap.started_in_backward(), g.rank() == 0 ? overlap.buckets() : 0);
+    for (std::size_t i = 0; i < params.size(); ++i)
+      EXPECT_TRUE(at::allclose(params[i].grad(), rank0[i] * 0.5, 0, 0)) << i;
+    // Not armed: backward only accumulates, and finish() averages after it.
+    clear_grads(params);
+    net.loss(0, 0).backward();
+    overlap.finish();
+    EXPECT_EQ(overlap.started_in_backward(), 0);
+    for (std::size_t i = 0; i < params.size(); ++i) EXPECT_TRUE(at::equal(params[i].grad(), rank0[i])) << i;
+  });
 }

@@ -6,10 +6,13 @@
 #
 # Trains yolo-n on BCCD's train split at 320 px with the same global batch of 8 images three ways:
 #   one      1 process, batch 8, every core's thread
-#   two      detkit train --nproc 2, batch 4 per rank (the launcher gives each rank cores/2 threads)
+#   two      detkit train --nproc 2, batch 4 per rank (the launcher gives each rank cores/2 threads), the
+#            gradients averaged bucket by bucket during backward (dist_overlap, the default)
+#   two-after the same with dist_overlap=false (gradients averaged after backward)
 #   two-sync the same with sync_bn=true (BatchNorm statistics over both ranks: 2 collectives per layer)
 # EPOCHS epochs each (default 3) without validation; the rate is results.csv's images per second of the
-# epochs after the first (warm), and the wall time is the whole command's. Writes OUT/summary.json (OUT
+# epochs after the first (warm), with the share of that time spent waiting for the gradients' average
+# after backward, and the wall time is the whole command's. Writes OUT/summary.json (OUT
 # defaults to /tmp/detkit-bench-distributed). Run on an otherwise idle machine.
 set -euo pipefail
 build=${1:?usage: bench/distributed/run.sh BUILD_DIR [EPOCHS]}
@@ -38,6 +41,7 @@ run() {  # name, then extra arguments
 rm -f wall.txt
 run one batch=8
 run two batch=4 --nproc 2
+run two-after batch=4 dist_overlap=false --nproc 2
 run two-sync batch=4 sync_bn=true --nproc 2
 
 /usr/bin/python3 - "$out" "$(nproc)" <<'PY'
@@ -45,11 +49,13 @@ import csv, json, sys
 out, cores = sys.argv[1], int(sys.argv[2])
 wall = dict(line.split() for line in open(f"{out}/wall.txt"))
 summary = {"cores": cores, "runs": {}}
-for name in ("one", "two", "two-sync"):
+for name in ("one", "two", "two-after", "two-sync"):
     rows = list(csv.DictReader(open(f"{out}/runs/{name}/results.csv")))
     warm = rows[1:] or rows
     rate = sum(float(r["images_per_second"]) for r in warm) / len(warm)
+    wait = sum(float(r.get("gradient_wait_share") or 0) for r in warm) / len(warm)
     summary["runs"][name] = {"images_per_second": round(rate, 2), "wall_seconds": round(float(wall[name]), 1),
+                             "gradient_wait_share": round(wait, 4),
                              "epochs": len(rows), "final_box_loss": float(rows[-1]["box_loss"])}
 base = summary["runs"]["one"]["images_per_second"]
 for name, r in summary["runs"].items():

@@ -96,11 +96,12 @@ struct EpochTotals {
   double score_sum = 0;              // distributed: this batch's target-score sum (not saved)
   int64_t images = 0, batches = 0;
   double data_wait = 0, seconds = 0;
+  double gradient_wait = 0;  // distributed: seconds after backward waiting for the gradients' average
   uint64_t peak_memory = 0;
 
   nlohmann::json to_json() const {
     return {{"box", box}, {"cls", cls}, {"dfl", dfl}, {"images", images}, {"batches", batches},
-            {"data_wait", data_wait}, {"seconds", seconds}, {"peak_memory", peak_memory}};
+            {"data_wait", data_wait}, {"gradient_wait", gradient_wait}, {"seconds", seconds}, {"peak_memory", peak_memory}};
   }
   static EpochTotals from_json(const nlohmann::json& j) {
     EpochTotals t;
@@ -110,6 +111,7 @@ struct EpochTotals {
     t.images = j.value("images", int64_t{0});
     t.batches = j.value("batches", int64_t{0});
     t.data_wait = j.value("data_wait", 0.0);
+    t.gradient_wait = j.value("gradient_wait", 0.0);
     t.seconds = j.value("seconds", 0.0);
     t.peak_memory = j.value("peak_memory", uint64_t{0});
     return t;
@@ -131,7 +133,7 @@ class Trainer {
   BatchOutcome run_chunks(const at::Tensor& images, const at::Tensor& targets, int64_t pieces, int64_t iteration,
                           EpochTotals& totals);
   void scale_batch_gradients(double factor);
-  bool optimizer_step();
+  bool optimizer_step(EpochTotals& totals);
   void save_grads();
   void restore_grads();
   nlohmann::json meta(int64_t epoch, int64_t batch_in_epoch, const EpochTotals& totals) const;
@@ -450,7 +452,9 @@ BatchOutcome Trainer::train_batch(const augment::Batch& batch, int64_t iteration
     // Every rank joins the same gradient all-reduces whether its pass succeeded, stopped early or never ran;
     // a failed pass's sums are discarded below on every rank together (restore_grads).
     if (overlap_) {
+      const auto wait_start = clock_type::now();
       overlap_->finish();
+      totals.gradient_wait += seconds_since(wait_start);
       if (!overlap_reported_ && !oom && outcome == BatchOutcome::ok) {
         overlap_reported_ = true;
         log_info("distributed training: the first step averaged ", overlap_->started_in_backward(), " of ",
@@ -532,7 +536,7 @@ void Trainer::scale_batch_gradients(double factor) {
 
 // Unscales, checks and clips the accumulated gradients, then steps. Returns false when the step was
 // skipped for non-finite gradients.
-bool Trainer::optimizer_step() {
+bool Trainer::optimizer_step(EpochTotals& totals) {
   torch::NoGradGuard no_grad;
   if (group_ && !overlap_) {  // the mean over the ranks, so every rank takes the same step (else done in backward)
     std::vector<at::Tensor> grads;
@@ -540,7 +544,9 @@ bool Trainer::optimizer_step() {
       if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
       grads.push_back(p.grad());
     }
+    const auto wait_start = clock_type::now();
     group_->average(grads);
+    totals.gradient_wait += seconds_since(wait_start);
   }
   const double max_norm = config_.grad_clip > 0 ? config_.grad_clip : std::numeric_limits<double>::infinity();
   const bool finite =
@@ -681,7 +687,7 @@ void Trainer::event(const std::string& kind, const std::string& message, int64_t
 void Trainer::write_results_csv() const {
   std::ostringstream csv;
   csv << "epoch,box_loss,cls_loss,dfl_loss,lr,map50,map50_95,seconds,images_per_second,data_wait_share,"
-         "peak_memory_bytes,skipped_steps,oom_events,rollbacks,micro_batch\n";
+         "peak_memory_bytes,skipped_steps,oom_events,rollbacks,micro_batch,gradient_wait_share\n";
   for (const auto& row : history_) {
     csv << row["epoch"].get<int64_t>();
     for (const char* key : {"box_loss", "cls_loss", "dfl_loss", "lr", "map50", "map50_95", "seconds", "images_per_second",
@@ -692,6 +698,9 @@ void Trainer::write_results_csv() const {
     }
     for (const char* key : {"peak_memory_bytes", "skipped_steps", "oom_events", "rollbacks", "micro_batch"})
       csv << ',' << row[key].get<int64_t>();
+    char share[32];
+    std::snprintf(share, sizeof share, "%.6g", row.value("gradient_wait_share", 0.0));  // absent before it existed
+    csv << ',' << share;
     csv << '\n';
   }
   write_file_atomic(run_dir_ / "results.csv", csv.str());
@@ -945,7 +954,7 @@ TrainResult Trainer::run() {
         consecutive_skips_ = 0;
         totals.images += images;
         if (++accumulated_ >= accumulate_ || batch->number + 1 == batches_per_epoch_) {
-          if (!optimizer_step()) {
+          if (!optimizer_step(totals)) {
             ++skipped_steps_;
             ++consecutive_skips_;
             event("non_finite_gradient", cat("the gradient was not finite at epoch ", epoch + 1, ", batch ", batch->number + 1,
@@ -1084,7 +1093,8 @@ TrainResult Trainer::run() {
                         {"skipped_steps", skipped_steps_},
                         {"oom_events", oom_events_},
                         {"rollbacks", rollbacks_},
-                        {"micro_batch", (config_.batch + split_ - 1) / split_}});
+                        {"micro_batch", (config_.batch + split_ - 1) / split_},
+                        {"gradient_wait_share", totals.seconds > 0 ? totals.gradient_wait / totals.seconds : 0.0}});
     ++epoch;
     checkpoint(epoch, 0, {}, improved);
     if (main_rank()) write_results_csv();

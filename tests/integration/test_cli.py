@@ -1417,6 +1417,10 @@ class Distributed(unittest.TestCase):
         self.assertNotIn("during backward", p.stderr)
         for name in ("overlap", "after"):
             self.assertEqual(self.metrics(name)["optimizer_steps"], 12)  # 5 batches an epoch: steps after 2, 4, 5
+            with open(self.root / "runs" / name / "results.csv") as f:
+                shares = [float(r["gradient_wait_share"]) for r in csv.DictReader(f)]
+            self.assertEqual(len(shares), 4)
+            self.assertTrue(all(0 < x < 1 for x in shares), shares)
         # Each sum of two ranks is one addition either way; only the order of scaling and averaging differs
         # (a few 1e-8 per step).
         params, relative, buffers = self.compare(self.root / "runs/overlap/weights/last.pt",

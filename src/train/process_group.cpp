@@ -142,17 +142,22 @@ std::unique_ptr<ProcessGroup> ProcessGroup::connect(const DistributedEnv& env, s
 }
 
 std::unique_ptr<ProcessGroup> ProcessGroup::connect_file(const std::string& path, int64_t rank, int64_t world_size,
-                                                         std::chrono::milliseconds timeout) {
+                                                         std::chrono::milliseconds timeout, CommBackend backend,
+                                                         c10::Device device) {
   auto impl = std::make_unique<Impl>();
+  impl->device = backend == CommBackend::nccl ? device : c10::Device(c10::kCPU);
   try {
     impl->store = c10::make_intrusive<c10d::FileStore>(path, static_cast<int>(world_size));
     impl->store->setTimeout(timeout);
-    impl->group = make_group(impl->store, rank, world_size, timeout);
+    impl->group = backend == CommBackend::nccl ? make_nccl_group(impl->store, rank, world_size, timeout)
+                                               : make_group(impl->store, rank, world_size, timeout);
+  } catch (const detkit::Error&) {
+    throw;
   } catch (const std::exception& e) {
     throw RunError({cat("rank ", rank, " of ", world_size, " could not join the job through ", path), strip_torch_backtrace(e.what()),
                     "start every rank with the same store file, which none may have used before"});
   }
-  return std::unique_ptr<ProcessGroup>(new ProcessGroup(std::move(impl), rank, world_size, CommBackend::gloo));
+  return std::unique_ptr<ProcessGroup>(new ProcessGroup(std::move(impl), rank, world_size, backend));
 }
 
 namespace {
@@ -280,7 +285,10 @@ ProcessGroup::~ProcessGroup() = default;
 std::unique_ptr<ProcessGroup> ProcessGroup::connect(const DistributedEnv&, std::chrono::milliseconds, CommBackend, c10::Device) {
   unavailable();
 }
-std::unique_ptr<ProcessGroup> ProcessGroup::connect_file(const std::string&, int64_t, int64_t, std::chrono::milliseconds) { unavailable(); }
+std::unique_ptr<ProcessGroup> ProcessGroup::connect_file(const std::string&, int64_t, int64_t, std::chrono::milliseconds,
+                                                         CommBackend, c10::Device) {
+  unavailable();
+}
 void ProcessGroup::average(const std::vector<at::Tensor>&, int64_t) { unavailable(); }
 void ProcessGroup::broadcast(const std::vector<at::Tensor>&, int64_t, int64_t) { unavailable(); }
 int64_t ProcessGroup::max(int64_t) { unavailable(); }

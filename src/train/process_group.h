@@ -67,9 +67,12 @@ class ProcessGroup {
   static std::unique_ptr<ProcessGroup> connect(const DistributedEnv& env, std::chrono::milliseconds timeout,
                                                CommBackend backend = CommBackend::gloo,
                                                c10::Device device = c10::Device(c10::kCPU));
-  // A group over a file store shared by the ranks (a path all of them can write; tests and one machine).
+  // A group over a file store shared by the ranks (a path all of them can write; tests and one machine),
+  // with collectives on `backend` as connect() has them.
   static std::unique_ptr<ProcessGroup> connect_file(const std::string& path, int64_t rank, int64_t world_size,
-                                                    std::chrono::milliseconds timeout);
+                                                    std::chrono::milliseconds timeout,
+                                                    CommBackend backend = CommBackend::gloo,
+                                                    c10::Device device = c10::Device(c10::kCPU));
   ~ProcessGroup();
 
   int64_t rank() const { return rank_; }

@@ -1,7 +1,8 @@
 // The trainer on a CUDA device: mixed precision trains and reports memory, and a real device
 // out-of-memory (forced by capping this process's share of the GPU) is recovered by halving the
 // micro-batch, with the run finishing all its epochs. And the training step never makes the host wait
-// for the device except where it reads its numbers back.
+// for the device except where it reads its numbers back. Gradients are averaged on the GPU during backward
+// (NCCL when the build has it).
 #include <gtest/gtest.h>
 #include <torch/cuda.h>
 #include <torch/optim/adamw.h>
@@ -22,6 +23,8 @@
 #include "models/yolo.h"
 #include "test_util.h"
 #include "train/optimizer_step.h"
+#include "train/overlapped_average.h"
+#include "train/process_group.h"
 #include "train/setup.h"
 #include "train/trainer.h"
 
@@ -202,4 +205,49 @@ TEST(GpuTrain, TheLoaderCopiesAheadOnASideStreamAndDeliversTheCpusBatches) {
   }
   EXPECT_GT(gpu.stats().copies_ahead, 0) << "no batch was copied ahead";
   EXPECT_LT(gpu.stats().copies_ahead, gpu.stats().batches) << "the first batch of an epoch cannot be";
+}
+
+// The gradient buckets start their all-reduce from the hooks on the GPU's backward thread (NCCL when this
+// build has it, else Gloo through the host), every one of them during backward, and the averages of a
+// one-rank group are the gradients themselves, in their channels-last layout.
+TEST(GpuTrain, GradientsAreAveragedOnTheGpuDuringBackward) {
+  REQUIRE_CUDA();
+  if (!train::distributed_available()) GTEST_SKIP() << "built without Gloo";
+  const c10::Device device("cuda:0");
+  TempDir dir;
+  const train::CommBackend backend = train::nccl_available() ? train::CommBackend::nccl : train::CommBackend::gloo;
+  auto group = train::ProcessGroup::connect_file((dir / "store").string(), 0, 1, std::chrono::seconds(60), backend, device);
+  models::YoloOptions options;
+  options.scale = models::yolo_scale("yolo-n");
+  options.classes = 3;
+  models::YoloDetector model(options);
+  model->to(device);
+  models::use_channels_last(model);
+  model->train();
+  std::vector<at::Tensor> params;  // the trained ones (not the fixed DFL projection)
+  for (const auto& p : model->parameters())
+    if (p.requires_grad()) params.push_back(p);
+  const models::DetectionLoss loss;
+  const at::Tensor images = at::rand({4, 3, 320, 320}, device).contiguous(at::MemoryFormat::ChannelsLast);
+  const at::Tensor targets = at::tensor({0.f, 1.f, 10.f, 20.f, 90.f, 120.f, 3.f, 2.f, 100.f, 100.f, 180.f, 260.f}).view({2, 6});
+  train::forward_loss(model, loss, images, targets, false).total.backward();
+  std::vector<at::Tensor> expected;
+  for (auto& p : params) {
+    expected.push_back(p.grad().clone());
+    p.mutable_grad() = at::Tensor();
+  }
+  train::OverlappedGradientAverage overlap(*group, params, int64_t{1} << 20, int64_t{256} << 10);
+  const at::Tensor total = train::forward_loss(model, loss, images, targets, false).total;
+  overlap.arm(total);
+  total.backward();
+  overlap.finish();
+  EXPECT_EQ(overlap.unused_parameters(), 0);
+  EXPECT_EQ(overlap.started_in_backward(), overlap.buckets());
+  EXPECT_GE(overlap.buckets(), 8);
+  std::cout << train::backend_name(backend) << ": " << overlap.buckets() << " buckets, all started during backward\n";
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    EXPECT_TRUE(at::allclose(params[i].grad(), expected[i], 1e-4, 1e-6)) << i;
+    EXPECT_EQ(params[i].grad().is_contiguous(at::MemoryFormat::ChannelsLast),
+              expected[i].is_contiguous(at::MemoryFormat::ChannelsLast)) << i;
+  }
 }

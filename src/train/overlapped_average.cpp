@@ -159,7 +159,8 @@ void OverlappedGradientAverage::arm(const at::Tensor& loss) {
   s.armed = true;
   // Which parameters a loss reaches depends on the model's structure, not on the batch: a model without
   // unused parameters is walked once. Whether a rank walks or not changes only when its buckets start,
-  // never which collectives it joins, so the ranks need not agree on it.
+  // never which collectives it joins or in which order, so the ranks need not agree on it (no other
+  // collective runs on the group during backward: the constructor's contract).
   if (!s.walked || s.unused > 0) s.mark_unused(loss);
 }
 

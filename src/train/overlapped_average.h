@@ -30,8 +30,10 @@ class ProcessGroup;
 class OverlappedGradientAverage {
  public:
   // Buckets of at most `bucket_bytes` (the first at most `first_bucket_bytes`) over `params`: leaf tensors
-  // that require grad, the same list (shapes, order) on every rank. Registers a hook on each parameter's
-  // gradient accumulator, removed by the destructor; `group` must outlive this object.
+  // that require grad, the same list (shapes, order) on every rank, on group.device() (else every bucket
+  // is copied there inside backward). Registers a hook on each parameter's gradient accumulator, removed
+  // by the destructor; `group` must outlive this object. No other collective may run on `group` during
+  // an armed backward pass (SyncBatchNorm's would pair with the buckets at different points per rank).
   OverlappedGradientAverage(ProcessGroup& group, std::vector<at::Tensor> params, int64_t bucket_bytes,
                             int64_t first_bucket_bytes = int64_t{1} << 20);
   ~OverlappedGradientAverage();

@@ -1402,21 +1402,21 @@ class Distributed(unittest.TestCase):
         self.assertGreater(relative, 5e-4)
 
     def test_gradients_averaged_during_backward_train_the_weights_of_averaging_after_it(self):
-        """dist_overlap (the default) starts each gradient bucket's all-reduce inside backward; with gradient
-        accumulation (nominal_batch 16 = 2 batches of 4 x 2 ranks) the weights match averaging after backward."""
+        """dist_overlap (the default) starts each gradient bucket's all-reduce inside backward; the weights match
+        averaging after backward. With accumulation or sync_bn the gradients are averaged after backward."""
         try:
             import torch  # noqa: F401
         except ImportError:
             self.skipTest("python3-torch is not installed (scripts/bootstrap installs it)")
-        p = self.train("overlap", "epochs=4", "batch=4", "nominal_batch=16", "dist_bucket_mb=1", "--nproc", "2")
-        self.assertIn("batch 4 x 2 ranks x 2 accumulation", p.stderr)
+        p = self.train("overlap", "epochs=4", "batch=4", "dist_bucket_mb=1", "--nproc", "2")
+        self.assertIn("batch 4 x 2 ranks x 1 accumulation", p.stderr)
         buckets = int(re.search(r"gradients averaged during backward in (\d+) buckets of at most 1 MiB", p.stderr).group(1))
         self.assertGreaterEqual(buckets, 10)  # yolo-n's 12 MB of gradients
         self.assertIn(f"the first step averaged {buckets} of {buckets} gradient buckets during backward", p.stderr)
-        p = self.train("after", "epochs=4", "batch=4", "nominal_batch=16", "dist_overlap=false", "--nproc", "2")
+        p = self.train("after", "epochs=4", "batch=4", "dist_overlap=false", "--nproc", "2")
         self.assertNotIn("during backward", p.stderr)
         for name in ("overlap", "after"):
-            self.assertEqual(self.metrics(name)["optimizer_steps"], 12)  # 5 batches an epoch: steps after 2, 4, 5
+            self.assertEqual(self.metrics(name)["optimizer_steps"], 20)
             with open(self.root / "runs" / name / "results.csv") as f:
                 shares = [float(r["gradient_wait_share"]) for r in csv.DictReader(f)]
             self.assertEqual(len(shares), 4)
@@ -1428,6 +1428,11 @@ class Distributed(unittest.TestCase):
         self.assertLess(params, 5e-4)
         self.assertLess(relative, 1e-4)
         self.assertLess(buffers, 2e-3)
+        p = self.train("accumulating", "epochs=1", "batch=4", "nominal_batch=16", "--nproc", "2")
+        self.assertIn("gradients averaged after backward, once per optimizer step, with gradient accumulation "
+                      "(2 batches per step)", p.stderr)
+        p = self.train("sync-bn", "epochs=1", "batch=4", "sync_bn=true", "--nproc", "2")
+        self.assertIn("gradients averaged after backward, once per optimizer step, with sync_bn=true", p.stderr)
 
     def test_killed_rank_makes_the_others_stop_with_a_clear_error(self):
         p = self.popen("killed", "epochs=300", "batch=4", "--nproc", "2")

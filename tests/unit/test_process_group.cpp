@@ -17,6 +17,7 @@
 #include <chrono>
 #include <functional>
 #include <future>
+#include <mutex>
 #include <thread>
 
 #include "core/error.h"
@@ -255,6 +256,10 @@ struct Net {
   torch::nn::Sequential body;
   torch::nn::Linear unused{nullptr};
   Net() {
+    // The ranks are threads of one process: one at a time through the global generator, so both draw
+    // the same weights.
+    static std::mutex one_at_a_time;
+    std::lock_guard<std::mutex> lock(one_at_a_time);
     torch::manual_seed(3);
     body = torch::nn::Sequential(torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 8, 3).padding(1)), torch::nn::ReLU(),
                                  torch::nn::Conv2d(torch::nn::Conv2dOptions(8, 16, 3).padding(1)), torch::nn::ReLU(),

@@ -373,6 +373,7 @@ BatchOutcome Trainer::run_chunks(const at::Tensor& images, const at::Tensor& tar
   const int64_t n = images.size(0);
   const at::Tensor owner = targets.select(1, 0);
   double box = 0, cls = 0, dfl = 0;
+  bool non_finite = false;
   for (int64_t piece = 0; piece < pieces; ++piece) {
     const int64_t begin = piece * n / pieces, size = (piece + 1) * n / pieces - begin;
     const at::Tensor part = images.narrow(0, begin, size);
@@ -400,12 +401,19 @@ BatchOutcome Trainer::run_chunks(const at::Tensor& images, const at::Tensor& tar
     if (autocast_) compat::clear_autocast_cache();
     const at::Tensor values = pending.to(at::kCPU);
     const double* v = values.data_ptr<double>();
-    if (!std::isfinite(v[0])) return BatchOutcome::non_finite;
+    if (!std::isfinite(v[0])) {
+      // With SyncBatchNorm the other ranks' remaining pieces join this rank's forward collectives, so it
+      // runs them too (their gradients are discarded with this one's); otherwise it stops here.
+      non_finite = true;
+      if (group_ && config_.sync_bn) continue;
+      return BatchOutcome::non_finite;
+    }
     box += v[1] * static_cast<double>(size);
     cls += v[2] * static_cast<double>(size);
     dfl += v[3] * static_cast<double>(size);
     totals.score_sum += v[4];
   }
+  if (non_finite) return BatchOutcome::non_finite;
   totals.box += box;
   totals.cls += cls;
   totals.dfl += dfl;

@@ -1461,6 +1461,30 @@ class Distributed(unittest.TestCase):
         self.assertIn("out of memory on 1 of 2 ranks with a micro-batch of 4 images: retrying the step on every rank with 2",
                       events[0]["message"])
 
+    def test_a_non_finite_loss_on_one_rank_is_skipped_by_every_rank(self):
+        p = self.train("nan", "epochs=4", "batch=4", "inject_nonfinite=3", "inject_rank=1", "--nproc", "2", "--json")
+        result = json.loads(p.stdout)
+        self.assertEqual((result["skipped_steps"], result["optimizer_steps"]), (1, 19))
+        events = json.loads((self.root / "runs/nan/events.json").read_text())
+        self.assertEqual([e["kind"] for e in events], ["non_finite_loss"])
+        self.assertIn("the loss was not finite at epoch 1, batch 4: the batch was skipped", events[0]["message"])
+        # With SyncBatchNorm and a batch split in two passes (the split an out-of-memory left, carried by the
+        # checkpoint), the rank whose first pass is not finite still runs the second, whose forward pass joins
+        # the other rank's BatchNorm collectives; both skip the batch.
+        self.train("nan-split", "epochs=2", "batch=4", "inject_oom=1", "inject_rank=1", "--nproc", "2")
+        config = self.root / "runs/nan-split/config.yaml"
+        text = config.read_text()
+        for old, new in (("epochs: 2 ", "epochs: 4 "), ('inject_oom: "1"', 'inject_oom: ""'),
+                         ('inject_nonfinite: ""', 'inject_nonfinite: "12"'), ("sync_bn: false", "sync_bn: true")):
+            self.assertIn(old, text)
+            text = text.replace(old, new)
+        config.write_text(text)
+        p = run("train", "--resume", str(self.root / "runs/nan-split"), "--val-split", "", "--skip-check", "--nproc", "2",
+                "--json", check=0, env={"DETKIT_THREADS": "1"})
+        result = json.loads(p.stdout)
+        self.assertEqual((result["micro_batch"], result["skipped_steps"], result["optimizer_steps"]), (2, 1, 19), p.stderr)
+        self.assertIn("the loss was not finite at epoch 3, batch 3", (self.root / "runs/nan-split/events.json").read_text())
+
     def test_out_of_memory_with_sync_bn_stops_the_job_with_the_reason(self):
         p = self.train("oom-sync", "epochs=2", "batch=4", "sync_bn=true", "inject_oom=3", "inject_rank=1", "--nproc", "2",
                        check=None)

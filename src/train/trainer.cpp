@@ -129,7 +129,8 @@ class Trainer {
   void prepare_run_dir();
   void build_optimizer();
   void apply_schedule(int64_t iteration, int64_t epoch);
-  BatchOutcome train_batch(const augment::Batch& batch, int64_t iteration, EpochTotals& totals);
+  BatchOutcome train_batch(const augment::Batch& batch, int64_t iteration, bool last_of_step, EpochTotals& totals);
+  std::vector<double> agree_before_backward(double score_sum, double images, bool skip);
   BatchOutcome run_chunks(const at::Tensor& images, const at::Tensor& targets, int64_t pieces, int64_t iteration,
                           EpochTotals& totals);
   void scale_batch_gradients(double factor);
@@ -177,6 +178,12 @@ class Trainer {
   std::unique_ptr<ProcessGroup> group_;
   std::unique_ptr<OverlappedGradientAverage> overlap_;  // dist_overlap: gradients averaged during backward
   bool overlap_reported_ = false;                        // the first step's overlap was logged
+  // The batch being trained averages its gradients during backward (overlap_, the last batch of an
+  // optimizer step, not split after running out of memory), and, when earlier batches of the step left
+  // gradients, scales its loss by the global normaliser agreed before backward (prescale_).
+  bool reduce_in_backward_ = false, prescale_ = false;
+  bool agreed_before_backward_ = false;  // this attempt joined agree_before_backward
+  bool averaged_ = false;                // the step's gradients are averaged already (in backward)
   bool interrupt_agreed_ = false;  // Ctrl-C seen by any rank at the last agreement
   int64_t step_images_ = 0;        // images of the last batch over all ranks
 
@@ -388,6 +395,18 @@ BatchOutcome Trainer::run_chunks(const at::Tensor& images, const at::Tensor& tar
     // (train_batch), which is exactly the gradient of one process with the whole global batch.
     at::Tensor total = group_ ? terms.unnormalized : terms.total;
     if (begin == 0 && inject_nonfinite_.erase(iteration)) total = total * std::numeric_limits<double>::quiet_NaN();
+    if (prescale_) {
+      // The last batch of a step whose earlier batches left gradients here: its gradient joins them
+      // already scaled, so backward can average the sum. The ranks agree on the normaliser (and on
+      // skipping backward when any rank's loss is not finite or its forward failed) before backward.
+      const at::Tensor numbers = at::cat({total.detach().to(at::kDouble).reshape({1}),
+                                          terms.score_sum.detach().to(at::kDouble).reshape({1})}).to(at::kCPU);
+      const double* n = numbers.data_ptr<double>();
+      const bool finite = std::isfinite(n[0]);
+      const std::vector<double> all = agree_before_backward(finite ? n[1] : 0.0, static_cast<double>(size), !finite);
+      if (all[2] > 0) return BatchOutcome::non_finite;
+      total = total * (static_cast<double>(world_size()) * all[1] / std::max(all[0], 1.0));
+    }
     // Backward is queued before the numbers are read, so the device goes from forward to backward without
     // waiting for the host; a non-finite loss leaves non-finite gradients, which the caller discards
     // (restore_grads). Then one device-to-host copy for the numbers the step needs.
@@ -396,7 +415,7 @@ BatchOutcome Trainer::run_chunks(const at::Tensor& images, const at::Tensor& tar
                                         as_double(terms.dfl), as_double(terms.score_sum)});
     const at::Tensor backpropagated = scaler_.enabled() ? total * scaler_.scale() : total;
     // Distributed with dist_overlap: the last piece's backward averages the batch's gradients as they come.
-    if (overlap_ && piece == pieces - 1) overlap_->arm(backpropagated);
+    if (reduce_in_backward_ && piece == pieces - 1) overlap_->arm(backpropagated);
     backpropagated.backward();
     if (autocast_) compat::clear_autocast_cache();
     const at::Tensor values = pending.to(at::kCPU);
@@ -432,7 +451,15 @@ bool out_of_memory_in(const std::string& doing, Fn&& fn) {
   }
 }
 
-BatchOutcome Trainer::train_batch(const augment::Batch& batch, int64_t iteration, EpochTotals& totals) {
+// One collective between forward and backward (prescale_): sums of the target-score sums, the images, and
+// the ranks that must skip backward. Every rank joins it once per attempt, whether or not its forward pass
+// ran or succeeded (train_batch joins for a rank that did not get here).
+std::vector<double> Trainer::agree_before_backward(double score_sum, double images, bool skip) {
+  agreed_before_backward_ = true;
+  return group_->sum({score_sum, images, skip ? 1.0 : 0.0});
+}
+
+BatchOutcome Trainer::train_batch(const augment::Batch& batch, int64_t iteration, bool last_of_step, EpochTotals& totals) {
   const TrainingInput input = training_input(batch, config_, device_, iteration);
   const at::Tensor& images = input.images;
   const at::Tensor& targets = input.targets;
@@ -447,6 +474,12 @@ BatchOutcome Trainer::train_batch(const augment::Batch& batch, int64_t iteration
     BatchOutcome outcome = BatchOutcome::ok;
     EpochTotals attempt;
     const int64_t pieces = std::min(split_, fewest_images);
+    // Decided from what every rank knows alike (the step's position, the agreed split), so all ranks take
+    // the same path: a split batch (after running out of memory) cannot prescale, as its normaliser is
+    // known only after all its passes, so it is averaged after backward.
+    reduce_in_backward_ = overlap_ && last_of_step && split_ == 1;
+    prescale_ = reduce_in_backward_ && accumulated_ > 0;
+    agreed_before_backward_ = false;
     const bool oom = pieces > 0 &&
                      out_of_memory_in("training step", [&] { outcome = run_chunks(images, targets, pieces, iteration, attempt); });
     if (oom && group_ && config_.sync_bn)
@@ -459,7 +492,8 @@ BatchOutcome Trainer::train_batch(const augment::Batch& batch, int64_t iteration
                               "redone on every rank in smaller passes"});
     // Every rank joins the same gradient all-reduces whether its pass succeeded, stopped early or never ran;
     // a failed pass's sums are discarded below on every rank together (restore_grads).
-    if (overlap_) {
+    if (prescale_ && !agreed_before_backward_) agree_before_backward(0, 0, oom);  // no images, or out of memory first
+    if (reduce_in_backward_) {
       const auto wait_start = clock_type::now();
       overlap_->finish();
       totals.gradient_wait += seconds_since(wait_start);
@@ -485,8 +519,9 @@ BatchOutcome Trainer::train_batch(const augment::Batch& batch, int64_t iteration
       if (!any_oom && !any_non_finite) {
         step_images_ = static_cast<int64_t>(all[4]);
         // Each rank backpropagated its unnormalised loss; averaging over W ranks then gives the gradient of
-        // the global batch's loss: sum / max(global score sum, 1) * global images.
-        scale_batch_gradients(static_cast<double>(world_size()) * all[4] / std::max(all[3], 1.0));
+        // the global batch's loss: sum / max(global score sum, 1) * global images (prescaled already when
+        // agreed before backward).
+        if (!prescale_) scale_batch_gradients(static_cast<double>(world_size()) * all[4] / std::max(all[3], 1.0));
         attempt.box = all[5];
         attempt.cls = all[6];
         attempt.dfl = all[7];
@@ -497,6 +532,7 @@ BatchOutcome Trainer::train_batch(const augment::Batch& batch, int64_t iteration
         restore_grads();
         return BatchOutcome::non_finite;
       }
+      averaged_ = reduce_in_backward_;
       totals.box += attempt.box;
       totals.cls += attempt.cls;
       totals.dfl += attempt.dfl;
@@ -546,7 +582,7 @@ void Trainer::scale_batch_gradients(double factor) {
 // skipped for non-finite gradients.
 bool Trainer::optimizer_step(EpochTotals& totals) {
   torch::NoGradGuard no_grad;
-  if (group_ && !overlap_) {  // the mean over the ranks, so every rank takes the same step (else done in backward)
+  if (group_ && !averaged_) {  // the mean over the ranks, so every rank takes the same step (unless done in backward)
     std::vector<at::Tensor> grads;
     for (auto& p : params_) {
       if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
@@ -573,6 +609,7 @@ bool Trainer::optimizer_step(EpochTotals& totals) {
   }
   zero_gradients(*optimizer_);
   accumulated_ = 0;
+  averaged_ = false;
   // With fp16 an overflow is expected now and then: the scaler halves the scale and the skipped step is
   // not a guardrail event.
   return scaler_.update(finite);
@@ -663,6 +700,7 @@ void Trainer::restore(const std::string& bytes, const std::string& source, bool 
     scaler_.restore(m.value("loss_scale", scaler_.scale()), m.value("good_scaled_steps", int64_t{0}));
   }
   accumulated_ = 0;
+  averaged_ = false;
 }
 
 void Trainer::rollback(const std::string& what, const std::string& why, int64_t epoch) {
@@ -829,15 +867,11 @@ TrainResult Trainer::run() {
   accumulate_ = accumulation(global_config());
   build_optimizer();
   if (group_ && config_.dist_overlap) {
-    // Where averaging during backward does not pay or is not safe, gradients are averaged after it.
-    //  - Accumulation: each batch's gradient is scaled by the global batch's loss normaliser, known only
-    //    after the batch, so averaging in backward would have to run for every batch of a step, not once
-    //    (on 2 CPU ranks with 2 batches per step: 3 % slower than averaging once after backward).
+    // Where averaging during backward is not safe or would not pay, gradients are averaged after it.
     //  - SyncBatchNorm: its backward runs collectives of its own on the same group, and a bucket started
     //    at another point of the backward pass on one rank than on another would pair with one of them.
     //  - Gradients on a GPU with Gloo: each bucket would be copied to the host, blocking the backward pass.
-    const std::string after_because = accumulate_ > 1 ? cat("with gradient accumulation (", accumulate_, " batches per step)")
-                                      : config_.sync_bn ? std::string("with sync_bn=true")
+    const std::string after_because = config_.sync_bn ? std::string("with sync_bn=true")
                                       : group_->device() != device_ ? cat("with Gloo and gradients on ", device_.str())
                                                                     : std::string();
     if (after_because.empty()) {
@@ -845,7 +879,9 @@ TrainResult Trainer::run() {
       overlap_ = std::make_unique<OverlappedGradientAverage>(*group_, params_, mib(config_.dist_bucket_mb),
                                                              std::min(mib(config_.dist_bucket_mb), mib(1)));
       log_info("distributed training: gradients averaged during backward in ", overlap_->buckets(),
-               " buckets of at most ", config_.dist_bucket_mb, " MiB");
+               " buckets of at most ", config_.dist_bucket_mb, " MiB",
+               accumulate_ > 1 ? cat(", in the last of every ", accumulate_, " batches (the others accumulate locally)")
+                               : std::string());
     } else {
       log_info("distributed training: gradients averaged after backward, once per optimizer step, ", after_because);
     }
@@ -955,7 +991,8 @@ TrainResult Trainer::run() {
         return totals.box * config_.box_gain + totals.cls * config_.cls_gain + totals.dfl * config_.dfl_gain;
       };
       const double loss_before = weighted();
-      const BatchOutcome outcome = train_batch(*batch, iteration, totals);
+      const bool last_of_step = accumulated_ + 1 >= accumulate_ || batch->number + 1 == batches_per_epoch_;
+      const BatchOutcome outcome = train_batch(*batch, iteration, last_of_step, totals);
       const int64_t images = step_images_;  // over all ranks
       samples_seen_ += images;
       trained_batches = batch->number + 1;
@@ -976,7 +1013,8 @@ TrainResult Trainer::run() {
       } else {
         consecutive_skips_ = 0;
         totals.images += images;
-        if (++accumulated_ >= accumulate_ || batch->number + 1 == batches_per_epoch_) {
+        ++accumulated_;
+        if (last_of_step) {
           if (!optimizer_step(totals)) {
             ++skipped_steps_;
             ++consecutive_skips_;

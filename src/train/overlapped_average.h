@@ -48,8 +48,9 @@ class OverlappedGradientAverage {
   // Completes the averaging: starts every bucket not started yet (parameters that got no gradient, or a
   // pass that stopped early or never ran), waits for all of them, and replaces each gradient by its mean
   // over the ranks (an undefined gradient becomes a tensor, zero before averaging). Disarms. Every rank
-  // must call it once per step whether or not it armed and whatever happened in between. Throws
-  // RunError when a rank died or stopped answering.
+  // must call it the same number of times (the trainer: once per attempt of a batch that averages in
+  // backward) whether or not it armed and whatever happened in between. Throws RunError when a rank died
+  // or stopped answering.
   void finish();
 
   int64_t buckets() const;

@@ -179,10 +179,11 @@ class Trainer {
   std::unique_ptr<OverlappedGradientAverage> overlap_;  // dist_overlap: gradients averaged during backward
   bool overlap_reported_ = false;                        // the first step's overlap was logged
   // The batch being trained averages its gradients during backward (overlap_, the last batch of an
-  // optimizer step, not split after running out of memory), and, when earlier batches of the step left
-  // gradients, scales its loss by the global normaliser agreed before backward (prescale_).
+  // optimizer step), and, when earlier batches of the step left gradients, scales its loss by the global
+  // normaliser agreed before backward (prescale_; not for a batch split after running out of memory).
   bool reduce_in_backward_ = false, prescale_ = false;
   bool agreed_before_backward_ = false;  // this attempt joined agree_before_backward
+  bool skipped_everywhere_ = false;      // that agreement made every rank skip backward
   bool averaged_ = false;                // the step's gradients are averaged already (in backward)
   bool interrupt_agreed_ = false;  // Ctrl-C seen by any rank at the last agreement
   int64_t step_images_ = 0;        // images of the last batch over all ranks
@@ -392,7 +393,8 @@ BatchOutcome Trainer::run_chunks(const at::Tensor& images, const at::Tensor& tar
     if (begin == 0 && inject_oom_.erase(iteration)) throw_simulated_oom();
     // Alone, each piece's loss is normalised by its own target-score sum; in a distributed job the sum
     // of the pieces is backpropagated and the gradient divided by the global batch's score sum afterwards
-    // (train_batch), which is exactly the gradient of one process with the whole global batch.
+    // (train_batch), or, with prescale_, the loss multiplied by the same factor before backward: exactly
+    // the gradient of one process with the whole global batch.
     at::Tensor total = group_ ? terms.unnormalized : terms.total;
     if (begin == 0 && inject_nonfinite_.erase(iteration)) total = total * std::numeric_limits<double>::quiet_NaN();
     if (prescale_) {
@@ -408,8 +410,9 @@ BatchOutcome Trainer::run_chunks(const at::Tensor& images, const at::Tensor& tar
       total = total * (static_cast<double>(world_size()) * all[1] / std::max(all[0], 1.0));
     }
     // Backward is queued before the numbers are read, so the device goes from forward to backward without
-    // waiting for the host; a non-finite loss leaves non-finite gradients, which the caller discards
-    // (restore_grads). Then one device-to-host copy for the numbers the step needs.
+    // waiting for the host (except for prescale_'s agreement, once per optimizer step); a non-finite loss
+    // leaves non-finite gradients, which the caller discards (restore_grads). Then one device-to-host copy
+    // for the numbers the step needs.
     const auto as_double = [](const at::Tensor& t) { return t.detach().to(at::kDouble).reshape({1}); };
     const at::Tensor pending = at::cat({as_double(total), as_double(terms.box), as_double(terms.cls),
                                         as_double(terms.dfl), as_double(terms.score_sum)});
@@ -455,8 +458,12 @@ bool out_of_memory_in(const std::string& doing, Fn&& fn) {
 // the ranks that must skip backward. Every rank joins it once per attempt, whether or not its forward pass
 // ran or succeeded (train_batch joins for a rank that did not get here).
 std::vector<double> Trainer::agree_before_backward(double score_sum, double images, bool skip) {
+  // Marked joined only once the sum is done: running out of device memory while staging the numbers
+  // leaves this rank to join from train_batch, as after an out-of-memory forward pass.
+  std::vector<double> all = group_->sum({score_sum, images, skip ? 1.0 : 0.0});
   agreed_before_backward_ = true;
-  return group_->sum({score_sum, images, skip ? 1.0 : 0.0});
+  skipped_everywhere_ = all[2] > 0;
+  return all;
 }
 
 BatchOutcome Trainer::train_batch(const augment::Batch& batch, int64_t iteration, bool last_of_step, EpochTotals& totals) {
@@ -474,12 +481,13 @@ BatchOutcome Trainer::train_batch(const augment::Batch& batch, int64_t iteration
     BatchOutcome outcome = BatchOutcome::ok;
     EpochTotals attempt;
     const int64_t pieces = std::min(split_, fewest_images);
-    // Decided from what every rank knows alike (the step's position, the agreed split), so all ranks take
-    // the same path: a split batch (after running out of memory) cannot prescale, as its normaliser is
-    // known only after all its passes, so it is averaged after backward.
-    reduce_in_backward_ = overlap_ && last_of_step && split_ == 1;
+    // Decided from what every rank knows alike (the step's position, the agreed split, the batches
+    // accumulated), so all ranks take the same path. A split batch (after running out of memory) cannot
+    // prescale, as its normaliser is known only after all its passes: when earlier batches of the step
+    // left gradients, it is averaged after backward (optimizer_step).
+    reduce_in_backward_ = overlap_ && last_of_step && (split_ == 1 || accumulated_ == 0);
     prescale_ = reduce_in_backward_ && accumulated_ > 0;
-    agreed_before_backward_ = false;
+    agreed_before_backward_ = skipped_everywhere_ = false;
     const bool oom = pieces > 0 &&
                      out_of_memory_in("training step", [&] { outcome = run_chunks(images, targets, pieces, iteration, attempt); });
     if (oom && group_ && config_.sync_bn)
@@ -493,7 +501,7 @@ BatchOutcome Trainer::train_batch(const augment::Batch& batch, int64_t iteration
     // Every rank joins the same gradient all-reduces whether its pass succeeded, stopped early or never ran;
     // a failed pass's sums are discarded below on every rank together (restore_grads).
     if (prescale_ && !agreed_before_backward_) agree_before_backward(0, 0, oom);  // no images, or out of memory first
-    if (reduce_in_backward_) {
+    if (reduce_in_backward_ && !skipped_everywhere_) {  // (no rank ran backward: nothing to average)
       const auto wait_start = clock_type::now();
       overlap_->finish();
       totals.gradient_wait += seconds_since(wait_start);

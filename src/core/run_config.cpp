@@ -84,6 +84,8 @@ void RunConfig::visit(ConfigVisitor& v) {
   v.field("oom_retries", oom_retries, "times a step may halve its micro-batch after running out of memory", {0, 12});
   v.field("gpu_memory_fraction", gpu_memory_fraction, "cap on this process's share of GPU memory (0: no cap)", {0, 1});
   v.field("inject_oom", inject_oom, "testing: simulate out-of-memory at these batches (e.g. \"7,30\")");
+  v.field("inject_oom_backward", inject_oom_backward,
+          "testing: simulate out-of-memory halfway through the backward pass at these batches");
   v.field("inject_nonfinite", inject_nonfinite, "testing: make the loss NaN at these batches (e.g. \"12\")");
   v.field("inject_rank", inject_rank, "testing: the rank where inject_oom / inject_nonfinite fire (-1: every rank)", {-1, {}});
   v.field("sync_bn", sync_bn, "distributed: BatchNorm statistics over all ranks' batches (SyncBatchNorm)");

@@ -100,6 +100,7 @@ struct RunConfig {
   int64_t oom_retries = 3;              // times a step may halve its micro-batch after running out of memory
   double gpu_memory_fraction = 0;       // cap on this process's share of GPU memory (0: no cap)
   std::string inject_oom = "";          // testing: simulate out-of-memory at these batches (e.g. "7,30")
+  std::string inject_oom_backward = ""; // testing: simulate out-of-memory halfway through backward at these batches
   std::string inject_nonfinite = "";    // testing: make the loss NaN at these batches (e.g. "12")
   int64_t inject_rank = -1;             // testing: the rank where inject_oom / inject_nonfinite fire (-1: every rank)
   bool sync_bn = false;                 // distributed: BatchNorm statistics over all ranks' batches (SyncBatchNorm)

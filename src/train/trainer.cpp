@@ -210,7 +210,7 @@ class Trainer {
 
   // Guardrails.
   int64_t skipped_steps_ = 0, consecutive_skips_ = 0, rollbacks_ = 0, oom_events_ = 0;
-  std::set<int64_t> inject_oom_, inject_nonfinite_;
+  std::set<int64_t> inject_oom_, inject_oom_backward_, inject_nonfinite_;
   LossWatch loss_watch_;
   std::string last_good_;  // serialised checkpoint of the last completed epoch
   nlohmann::json events_ = nlohmann::json::array();
@@ -229,6 +229,7 @@ Trainer::Trainer(const TrainRequest& request) : request_(request), config_(reque
   dist_ = request.distributed;
   if (config_.inject_rank < 0 || config_.inject_rank == dist_.rank) {
     inject_oom_ = parse_step_list("inject_oom", config_.inject_oom);
+    inject_oom_backward_ = parse_step_list("inject_oom_backward", config_.inject_oom_backward);
     inject_nonfinite_ = parse_step_list("inject_nonfinite", config_.inject_nonfinite);
   }
   device_ = resolve_device(config_.device);
@@ -419,6 +420,19 @@ BatchOutcome Trainer::run_chunks(const at::Tensor& images, const at::Tensor& tar
     const at::Tensor backpropagated = scaler_.enabled() ? total * scaler_.scale() : total;
     // Distributed with dist_overlap: the last piece's backward averages the batch's gradients as they come.
     if (reduce_in_backward_ && piece == pieces - 1) overlap_->arm(backpropagated);
+    // inject_oom_backward: raised by a hook on the gradient of the parameter halfway through the list, once
+    // the later layers' gradients are complete (averaging in backward: once some buckets have started).
+    struct RemovedHook {
+      at::Tensor tensor;
+      unsigned index = 0;
+      ~RemovedHook() {
+        if (tensor.defined()) tensor.remove_hook(index);
+      }
+    } failing_hook;
+    if (begin == 0 && !params_.empty() && inject_oom_backward_.erase(iteration)) {
+      failing_hook.tensor = params_[params_.size() / 2];
+      failing_hook.index = failing_hook.tensor.register_hook([](const at::Tensor&) { throw_simulated_oom(); });
+    }
     backpropagated.backward();
     if (autocast_) compat::clear_autocast_cache();
     const at::Tensor values = pending.to(at::kCPU);

@@ -1435,10 +1435,12 @@ class Distributed(unittest.TestCase):
         self.assert_same_training("overlap", "after")
         # With accumulation (2 batches of 4 x 2 ranks per step) the first batch of a step accumulates locally and
         # the last, its loss scaled by the normaliser the ranks agree on before backward, averages the sum in
-        # backward. A non-finite loss there (batch 1) makes every rank skip backward; running out of memory
-        # there (batch 8) splits the batch, which is then averaged after backward. Same weights as averaging
-        # after backward with the same failures.
-        failures = ("nominal_batch=16", "inject_nonfinite=1", "inject_oom=8", "inject_rank=1")
+        # backward. A non-finite loss there (batch 1) makes every rank skip backward. Running out of memory
+        # halfway through that backward pass (batch 4, the epoch's last: some buckets started, not all) splits
+        # the batch, which is then averaged after backward, and so is a later one split again after an
+        # out-of-memory forward pass (batch 8). Same weights as averaging after backward with the same failures.
+        failures = ("nominal_batch=16", "inject_nonfinite=1", "inject_oom_backward=4", "inject_oom=8", "inject_rank=1",
+                    "dist_bucket_mb=1")
         p = self.train("acc-overlap", "epochs=4", "batch=4", *failures, "--nproc", "2", "--json")
         self.assertIn("in the last of every 2 batches (the others accumulate locally)", p.stderr)
         self.assertRegex(p.stderr, r"the first step averaged (\d+) of \1 gradient buckets during backward")
@@ -1447,8 +1449,8 @@ class Distributed(unittest.TestCase):
         for name in ("acc-overlap", "acc-after"):
             m = self.metrics(name)
             # 3 steps an epoch (after batches 2, 4 and 5); in the first the skipped batch 2 leaves 2
-            self.assertEqual((m["skipped_steps"], m["oom_events"], m["micro_batch"], m["optimizer_steps"]), (1, 1, 2, 11), name)
-        self.assertEqual(result["micro_batch"], 2)
+            self.assertEqual((m["skipped_steps"], m["oom_events"], m["micro_batch"], m["optimizer_steps"]), (1, 2, 1, 11), name)
+        self.assertEqual(result["micro_batch"], 1)
         self.assert_same_training("acc-overlap", "acc-after")
         p = self.train("sync-bn", "epochs=1", "batch=4", "sync_bn=true", "--nproc", "2")
         self.assertIn("gradients averaged after backward, once per optimizer step, with sync_bn=true", p.stderr)

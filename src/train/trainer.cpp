@@ -172,8 +172,9 @@ class Trainer {
 
   // Distributed training (train/process_group.h): every rank runs this same loop on its shard of each
   // global batch; the ranks agree after every batch (out of memory, non-finite loss, Ctrl-C, the loss
-  // normaliser and totals) and average gradients (during every batch's backward with dist_overlap, else
-  // before every optimizer step), so the weights stay identical. Every rank validates its share of the images; rank 0 alone writes files and shows progress.
+  // normaliser and totals) and average gradients once per optimizer step (during the backward pass of its
+  // last batch with dist_overlap, else after it), so the weights stay identical. Every rank validates its
+  // share of the images; rank 0 alone writes files and shows progress.
   DistributedEnv dist_;
   std::unique_ptr<ProcessGroup> group_;
   std::unique_ptr<OverlappedGradientAverage> overlap_;  // dist_overlap: gradients averaged during backward

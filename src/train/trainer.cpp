@@ -1013,7 +1013,7 @@ TrainResult Trainer::run() {
       const auto weighted = [&] {
         return totals.box * config_.box_gain + totals.cls * config_.cls_gain + totals.dfl * config_.dfl_gain;
       };
-      const double loss_before = weighted();
+      const double loss_before = weighted(), gradient_wait_before = totals.gradient_wait;
       const bool last_of_step = accumulated_ + 1 >= accumulate_ || batch->number + 1 == batches_per_epoch_;
       const BatchOutcome outcome = train_batch(*batch, iteration, last_of_step, totals);
       const int64_t images = step_images_;  // over all ranks
@@ -1066,11 +1066,16 @@ TrainResult Trainer::run() {
       totals.peak_memory = std::max(totals.peak_memory, memory_now());
       const double step_seconds = seconds_since(step_start);
       const double n = std::max<double>(static_cast<double>(totals.images), 1.0);
-      char extra[200];
-      std::snprintf(extra, sizeof extra, "box %.3f cls %.3f dfl %.3f | lr %.2e | %.1f img/s | wait %.0f%%%s%s",
+      // Distributed: the share of the step spent waiting for the gradients' average after backward.
+      char sync[32] = "";
+      if (group_)
+        std::snprintf(sync, sizeof sync, " | sync %.0f%%",
+                      100.0 * (totals.gradient_wait - gradient_wait_before) / std::max(step_seconds + batch->wait_seconds, 1e-9));
+      char extra[240];
+      std::snprintf(extra, sizeof extra, "box %.3f cls %.3f dfl %.3f | lr %.2e | %.1f img/s | wait %.0f%%%s%s%s",
                     totals.box / n, totals.cls / n, totals.dfl / n, current_lr_,
                     static_cast<double>(images) / std::max(step_seconds + batch->wait_seconds, 1e-9),
-                    100.0 * batch->wait_seconds / std::max(step_seconds + batch->wait_seconds, 1e-9),
+                    100.0 * batch->wait_seconds / std::max(step_seconds + batch->wait_seconds, 1e-9), sync,
                     device_.is_cuda() ? " | " : "", memory_text().c_str());
       last_extra = extra;
       if (progress) progress->advance(1, extra);

@@ -1417,8 +1417,10 @@ class Distributed(unittest.TestCase):
             import torch  # noqa: F401
         except ImportError:
             self.skipTest("python3-torch is not installed (scripts/bootstrap installs it)")
-        p = self.train("overlap", "epochs=4", "batch=4", "dist_bucket_mb=1", "--nproc", "2")
+        p = self.train("overlap", "epochs=4", "batch=4", "dist_bucket_mb=1", "--nproc", "2",
+                       env={"DETKIT_PROGRESS_INTERVAL": "0"})
         self.assertIn("batch 4 x 2 ranks x 1 accumulation", p.stderr)
+        self.assertRegex(p.stderr, r"img/s \| wait \d+% \| sync \d+%")  # the progress line's share of the step
         buckets = int(re.search(r"gradients averaged during backward in (\d+) buckets of at most 1 MiB", p.stderr).group(1))
         self.assertGreaterEqual(buckets, 10)  # yolo-n's 12 MB of gradients
         self.assertIn(f"the first step averaged {buckets} of {buckets} gradient buckets during backward", p.stderr)

@@ -186,8 +186,7 @@ double unscale_clip_step(torch::optim::Optimizer& optimizer, const std::vector<a
 void zero_gradients(torch::optim::Optimizer& optimizer) {
   std::vector<at::Tensor> grads;
   for (const auto& group : optimizer.param_groups())
-    for (const auto& p : group.params())
-      if (p.grad().defined()) grads.push_back(p.grad());
+    for (const auto& g : defined_gradients(group.params())) grads.push_back(g);
   if (!grads.empty()) at::_foreach_zero_(grads);
 }
 

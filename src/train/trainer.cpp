@@ -179,13 +179,14 @@ class Trainer {
   std::unique_ptr<ProcessGroup> group_;
   std::unique_ptr<OverlappedGradientAverage> overlap_;  // dist_overlap: gradients averaged during backward
   bool overlap_reported_ = false;                        // the first step's overlap was logged
-  // The batch being trained averages its gradients during backward (overlap_, the last batch of an
-  // optimizer step), and, when earlier batches of the step left gradients, scales its loss by the global
-  // normaliser agreed before backward (prescale_; not for a batch split after running out of memory).
-  bool reduce_in_backward_ = false, prescale_ = false;
+  // The batch being trained (and, in optimizer_step, the step's last batch) averages its gradients during
+  // backward (overlap_, the last batch of an optimizer step; see train_batch).
+  bool reduce_in_backward_ = false;
+  // When earlier batches of the step left gradients, such a batch scales its loss by the global normaliser
+  // agreed before backward (not possible for a batch split after running out of memory: train_batch).
+  bool prescale() const { return reduce_in_backward_ && accumulated_ > 0; }
   bool agreed_before_backward_ = false;  // this attempt joined agree_before_backward
   bool skipped_everywhere_ = false;      // that agreement made every rank skip backward
-  bool averaged_ = false;                // the step's gradients are averaged already (in backward)
   bool interrupt_agreed_ = false;  // Ctrl-C seen by any rank at the last agreement
   int64_t step_images_ = 0;        // images of the last batch over all ranks
 
@@ -395,11 +396,11 @@ BatchOutcome Trainer::run_chunks(const at::Tensor& images, const at::Tensor& tar
     if (begin == 0 && inject_oom_.erase(iteration)) throw_simulated_oom();
     // Alone, each piece's loss is normalised by its own target-score sum; in a distributed job the sum
     // of the pieces is backpropagated and the gradient divided by the global batch's score sum afterwards
-    // (train_batch), or, with prescale_, the loss multiplied by the same factor before backward: exactly
+    // (train_batch), or, with prescale(), the loss multiplied by the same factor before backward: exactly
     // the gradient of one process with the whole global batch.
     at::Tensor total = group_ ? terms.unnormalized : terms.total;
     if (begin == 0 && inject_nonfinite_.erase(iteration)) total = total * std::numeric_limits<double>::quiet_NaN();
-    if (prescale_) {
+    if (prescale()) {
       // The last batch of a step whose earlier batches left gradients here: its gradient joins them
       // already scaled, so backward can average the sum. The ranks agree on the normaliser (and on
       // skipping backward when any rank's loss is not finite or its forward failed) before backward.
@@ -412,7 +413,7 @@ BatchOutcome Trainer::run_chunks(const at::Tensor& images, const at::Tensor& tar
       total = total * (static_cast<double>(world_size()) * all[1] / std::max(all[0], 1.0));
     }
     // Backward is queued before the numbers are read, so the device goes from forward to backward without
-    // waiting for the host (except for prescale_'s agreement, once per optimizer step); a non-finite loss
+    // waiting for the host (except for prescale()'s agreement, once per optimizer step); a non-finite loss
     // leaves non-finite gradients, which the caller discards (restore_grads). Then one device-to-host copy
     // for the numbers the step needs.
     const auto as_double = [](const at::Tensor& t) { return t.detach().to(at::kDouble).reshape({1}); };
@@ -469,7 +470,7 @@ bool out_of_memory_in(const std::string& doing, Fn&& fn) {
   }
 }
 
-// One collective between forward and backward (prescale_): sums of the target-score sums, the images, and
+// One collective between forward and backward (prescale()): sums of the target-score sums, the images, and
 // the ranks that must skip backward. Every rank joins it once per attempt, whether or not its forward pass
 // ran or succeeded (train_batch joins for a rank that did not get here).
 std::vector<double> Trainer::agree_before_backward(double score_sum, double images, bool skip) {
@@ -501,7 +502,6 @@ BatchOutcome Trainer::train_batch(const augment::Batch& batch, int64_t iteration
     // prescale, as its normaliser is known only after all its passes: when earlier batches of the step
     // left gradients, it is averaged after backward (optimizer_step).
     reduce_in_backward_ = overlap_ && last_of_step && (split_ == 1 || accumulated_ == 0);
-    prescale_ = reduce_in_backward_ && accumulated_ > 0;
     agreed_before_backward_ = skipped_everywhere_ = false;
     const bool oom = pieces > 0 &&
                      out_of_memory_in("training step", [&] { outcome = run_chunks(images, targets, pieces, iteration, attempt); });
@@ -515,7 +515,7 @@ BatchOutcome Trainer::train_batch(const augment::Batch& batch, int64_t iteration
                               "redone on every rank in smaller passes"});
     // Every rank joins the same gradient all-reduces whether its pass succeeded, stopped early or never ran;
     // a failed pass's sums are discarded below on every rank together (restore_grads).
-    if (prescale_ && !agreed_before_backward_) agree_before_backward(0, 0, oom);  // no images, or out of memory first
+    if (prescale() && !agreed_before_backward_) agree_before_backward(0, 0, oom);  // no images, or out of memory first
     if (reduce_in_backward_ && !skipped_everywhere_) {  // (no rank ran backward: nothing to average)
       const auto wait_start = clock_type::now();
       overlap_->finish();
@@ -544,7 +544,7 @@ BatchOutcome Trainer::train_batch(const augment::Batch& batch, int64_t iteration
         // Each rank backpropagated its unnormalised loss; averaging over W ranks then gives the gradient of
         // the global batch's loss: sum / max(global score sum, 1) * global images (prescaled already when
         // agreed before backward).
-        if (!prescale_) scale_batch_gradients(static_cast<double>(world_size()) * all[4] / std::max(all[3], 1.0));
+        if (!prescale()) scale_batch_gradients(static_cast<double>(world_size()) * all[4] / std::max(all[3], 1.0));
         attempt.box = all[5];
         attempt.cls = all[6];
         attempt.dfl = all[7];
@@ -555,7 +555,6 @@ BatchOutcome Trainer::train_batch(const augment::Batch& batch, int64_t iteration
         restore_grads();
         return BatchOutcome::non_finite;
       }
-      averaged_ = reduce_in_backward_;
       totals.box += attempt.box;
       totals.cls += attempt.cls;
       totals.dfl += attempt.dfl;
@@ -605,7 +604,9 @@ void Trainer::scale_batch_gradients(double factor) {
 // skipped for non-finite gradients.
 bool Trainer::optimizer_step(EpochTotals& totals) {
   torch::NoGradGuard no_grad;
-  if (group_ && !averaged_) {  // the mean over the ranks, so every rank takes the same step (unless done in backward)
+  // The mean over the ranks, so every rank takes the same step, unless the step's last batch (the one
+  // train_batch just trained) averaged in backward.
+  if (group_ && !reduce_in_backward_) {
     std::vector<at::Tensor> grads;
     for (auto& p : params_) {
       if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
@@ -632,7 +633,6 @@ bool Trainer::optimizer_step(EpochTotals& totals) {
   }
   zero_gradients(*optimizer_);
   accumulated_ = 0;
-  averaged_ = false;
   // With fp16 an overflow is expected now and then: the scaler halves the scale and the skipped step is
   // not a guardrail event.
   return scaler_.update(finite);
@@ -723,7 +723,6 @@ void Trainer::restore(const std::string& bytes, const std::string& source, bool 
     scaler_.restore(m.value("loss_scale", scaler_.scale()), m.value("good_scaled_steps", int64_t{0}));
   }
   accumulated_ = 0;
-  averaged_ = false;
 }
 
 void Trainer::rollback(const std::string& what, const std::string& why, int64_t epoch) {

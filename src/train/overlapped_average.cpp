@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "core/error.h"
+#include "core/torch/compat.h"
 #include "train/flat_buckets.h"
 #include "train/process_group.h"
 
@@ -39,7 +40,7 @@ struct OverlappedGradientAverage::State {
   void mark_unused(const at::Tensor& loss) {
     std::unordered_set<const torch::autograd::Node*> reached;
     std::vector<torch::autograd::Node*> stack;
-    if (const std::shared_ptr<torch::autograd::Node> root = loss.grad_fn()) stack.push_back(root.get());
+    if (const compat::AutogradNodeRef root = loss.grad_fn()) stack.push_back(root.get());
     while (!stack.empty()) {
       torch::autograd::Node* node = stack.back();
       stack.pop_back();
@@ -82,7 +83,7 @@ struct OverlappedGradientAverage::State {
 
   ProcessGroup& group;
   std::vector<at::Tensor> params;
-  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators;  // kept alive: they carry the hooks
+  std::vector<compat::AutogradNodeRef> accumulators;  // kept alive: they carry the hooks
   std::vector<uintptr_t> hook_keys;
   std::vector<std::size_t> bucket_of;
   std::vector<char> ready;
@@ -137,8 +138,8 @@ OverlappedGradientAverage::OverlappedGradientAverage(ProcessGroup& group, std::v
   s.reset_pass();
   const std::weak_ptr<State> weak = state_;
   for (std::size_t i = 0; i < s.params.size(); ++i) {
-    std::shared_ptr<torch::autograd::Node> accumulator = torch::autograd::impl::grad_accumulator(s.params[i]);
-    DETKIT_ASSERT(accumulator != nullptr, "a leaf parameter that requires grad has a gradient accumulator");
+    compat::AutogradNodeRef accumulator = torch::autograd::impl::grad_accumulator(s.params[i]);
+    DETKIT_ASSERT(static_cast<bool>(accumulator), "a leaf parameter that requires grad has a gradient accumulator");
     s.hook_keys.push_back(accumulator->add_post_hook(std::make_unique<ReadyHook>([weak, i] {
       if (const std::shared_ptr<State> live = weak.lock()) {
       std::lock_guard<std::mutex> lock(live->mutex);

@@ -4,16 +4,22 @@
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
+#include <torch/csrc/autograd/variable.h>
 #include <torch/version.h>
 
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 
 #define DETKIT_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
 
 namespace detkit::compat {
+
+// An owning reference to an autograd graph node (a tensor's grad_fn, a parameter's gradient accumulator):
+// std::shared_ptr in LibTorch 1.13 to 2.6, c10::intrusive_ptr in 2.14. Both have get() and test as bool.
+using AutogradNodeRef = decltype(torch::autograd::impl::grad_accumulator(std::declval<const at::Tensor&>()));
 
 // "1.13.0" from the headers LibTorch was compiled with.
 inline std::string torch_version() {

@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all bootstrap configure build test test-all demo gpu-check clean
+.PHONY: all bootstrap configure build test test-all demo gpu-check check-torch-api clean
 
 all: build
 
@@ -28,6 +28,11 @@ demo: build
 
 gpu-check:
 	scripts/gpu-check
+
+# The LibTorch code compiled (syntax only) against Debian sid's newest LibTorch and CUDA LibTorch headers:
+# the API of the 2.x releases GPU hosts use, and C++20 from 2.14 (CI runs it after the tests).
+check-torch-api: build
+	scripts/check-torch-api --build $(BUILD_DIR) --jobs $(JOBS)
 
 clean:
 	rm -rf $(BUILD_DIR)

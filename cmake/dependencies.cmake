@@ -2,6 +2,11 @@
 # CMAKE_PREFIX_PATH on GPU hosts). Nothing is downloaded at configure or build time.
 find_package(Threads REQUIRED)
 find_package(yaml-cpp REQUIRED)
+# yaml-cpp 0.8 names its target yaml-cpp::yaml-cpp and deprecates the bare name, the only one 0.7
+# (Debian 12) has.
+if(NOT TARGET yaml-cpp::yaml-cpp)
+  add_library(yaml-cpp::yaml-cpp ALIAS yaml-cpp)
+endif()
 find_package(nlohmann_json 3.9 REQUIRED)
 find_package(pugixml REQUIRED)
 find_package(PNG REQUIRED)

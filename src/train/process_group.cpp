@@ -4,10 +4,14 @@
 
 #include <algorithm>
 #include <csignal>
+#include <cstdlib>
 #include <map>
+#include <string>
 
 #include "core/error.h"
+#include "core/log.h"
 #include "core/text.h"
+#include "core/torch/compat.h"
 #include "core/torch/runtime.h"
 
 #if defined(DETKIT_WITH_GLOO)
@@ -98,6 +102,22 @@ void collective(const char* what, int64_t rank, Fn&& fn) {
   }
 }
 
+// c10d's TCP store, on its libuv server where this LibTorch has one. LibTorch 2.4 and later ask for libuv
+// by default, and one built without it (Debian's 2.x) refuses to start: the classic server is used then,
+// and always when USE_LIBUV=0, as torch.distributed does.
+c10::intrusive_ptr<c10d::Store> make_tcp_store(const std::string& host, c10d::TCPStoreOptions options) {
+  if (const char* env = std::getenv("USE_LIBUV"); env != nullptr && std::string(env) == "0")
+    compat::set_tcp_store_libuv(options, false);
+  try {
+    return c10::make_intrusive<c10d::TCPStore>(host, options);
+  } catch (const std::exception& e) {
+    if (std::string(e.what()).find("without libuv") == std::string::npos || !compat::set_tcp_store_libuv(options, false))
+      throw;
+    log_debug("this LibTorch has no libuv: the rendezvous store uses c10d's classic TCP server");
+    return c10::make_intrusive<c10d::TCPStore>(host, options);
+  }
+}
+
 c10::intrusive_ptr<C10dGroup> make_group(const c10::intrusive_ptr<c10d::Store>& store, int64_t rank,
                                          int64_t world_size, std::chrono::milliseconds timeout) {
   auto options = c10d::ProcessGroupGloo::Options::create(timeout);
@@ -123,7 +143,7 @@ std::unique_ptr<ProcessGroup> ProcessGroup::connect(const DistributedEnv& env, s
     o.numWorkers = static_cast<std::size_t>(env.world_size);
     o.waitWorkers = true;
     o.timeout = timeout;
-    impl->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, o);
+    impl->store = make_tcp_store(env.master_addr, o);
     // The keys of this attempt, as torch.distributed's workers name them under torchrun (a restarted job
     // must not read the last attempt's).
     if (env.agent_store)

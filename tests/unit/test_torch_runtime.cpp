@@ -68,3 +68,21 @@ TEST(TorchPlugin, LoadsAndUsesEveryCoreByDefault) {
   EXPECT_EQ(torch_plugin().runtime_info().intra_op_threads, 1);
   torch_plugin().set_threads(available_cores());
 }
+
+// compat::set_tcp_store_libuv is used on c10d::TCPStoreOptions, whose `useLibUV` exists in LibTorch 2.x
+// only: options with the field get the choice, options without it are left alone and say so.
+TEST(Compat, TcpStoreLibuvChoiceIsMadeWhereTheOptionsHaveIt) {
+  struct WithChoice {
+    bool useLibUV = true;
+    int port = 29500;
+  } with_choice;
+  EXPECT_TRUE(detkit::compat::set_tcp_store_libuv(with_choice, false));
+  EXPECT_FALSE(with_choice.useLibUV);
+  EXPECT_TRUE(detkit::compat::set_tcp_store_libuv(with_choice, true));
+  EXPECT_TRUE(with_choice.useLibUV);
+  struct WithoutChoice {
+    int port = 29500;
+  } without_choice;
+  EXPECT_FALSE(detkit::compat::set_tcp_store_libuv(without_choice, false));
+  EXPECT_EQ(without_choice.port, 29500);
+}

@@ -90,4 +90,25 @@ void set_cudnn_benchmark(bool on);
 // effect without CUDA support.
 void cuda_error_on_sync(bool error);
 
+namespace detail {
+template <typename StoreOptions>
+auto set_tcp_store_libuv(StoreOptions& options, bool on, int) -> decltype(options.useLibUV = on, bool()) {
+  options.useLibUV = on;
+  return true;
+}
+template <typename StoreOptions>
+bool set_tcp_store_libuv(StoreOptions&, bool, long) {
+  return false;
+}
+}  // namespace detail
+
+// Asks c10d's TCP store (`options`: a c10d::TCPStoreOptions) for its libuv server or its classic one, and
+// returns whether this LibTorch has that choice. LibTorch 1.13 has only the classic server; 2.x has a
+// `useLibUV` option, true by default since 2.4, and a LibTorch built without libuv (Debian's 2.x) then
+// refuses to start a store unless it is turned off.
+template <typename StoreOptions>
+bool set_tcp_store_libuv(StoreOptions& options, bool on) {
+  return detail::set_tcp_store_libuv(options, on, 0);
+}
+
 }  // namespace detkit::compat

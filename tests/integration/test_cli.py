@@ -1537,13 +1537,24 @@ class Distributed(unittest.TestCase):
             import torch.distributed.launcher.api  # noqa: F401
         except ImportError:
             self.skipTest("python3-torch is not installed (scripts/bootstrap installs it)")
+        # Output is not redirected: torch 1.13 says so with redirects/tee, 2.x (which dropped them) by default.
         script = (
-            "import sys, uuid\n"
+            "import inspect, sys, uuid\n"
             "from torch.distributed.launcher.api import LaunchConfig, elastic_launch\n"
             "from torch.distributed.elastic.multiprocessing import Std\n"
+            # Debian's torch 2.x is built without libuv, and the static rendezvous asks its store for libuv
+            # whatever USE_LIBUV says; torch 1.13's store has no such argument.
+            "import torch.distributed.elastic.rendezvous.static_tcp_rendezvous as static\n"
+            "def classic_store(*args, real=static.TCPStore, **kwargs):\n"
+            "    try:\n"
+            "        return real(*args, use_libuv=False, **kwargs)\n"
+            "    except TypeError:\n"
+            "        return real(*args, **kwargs)\n"
+            "static.TCPStore = classic_store\n"
+            "extra = {'redirects': Std.NONE, 'tee': Std.NONE} if 'redirects' in inspect.signature(LaunchConfig).parameters else {}\n"
             "c = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=2, run_id=str(uuid.uuid4()), rdzv_backend='static',\n"
             "                 rdzv_endpoint='127.0.0.1:' + sys.argv[1], rdzv_configs={'rank': 0}, max_restarts=0,\n"
-            "                 monitor_interval=1, redirects=Std.NONE, tee=Std.NONE, start_method='spawn')\n"
+            "                 monitor_interval=1, start_method='spawn', **extra)\n"
             "elastic_launch(c, entrypoint=sys.argv[2])(*sys.argv[3:])\n")
         import socket
         with socket.socket() as s:

@@ -102,11 +102,15 @@ void collective(const char* what, int64_t rank, Fn&& fn) {
   }
 }
 
+// The fallback below needs the option; a LibTorch that renamed it must fail here, not at a user's run.
+static_assert(!DETKIT_TORCH_AT_LEAST(2, 4) || compat::has_tcp_store_libuv_choice<c10d::TCPStoreOptions>::value,
+              "c10d::TCPStoreOptions::useLibUV is gone: update compat::set_tcp_store_libuv");
+
 // c10d's TCP store, on its libuv server where this LibTorch has one. LibTorch 2.4 and later ask for libuv
 // by default, and one built without it (Debian's 2.x) refuses to start: the classic server is used then,
-// and always when USE_LIBUV=0, as torch.distributed does.
+// and always when USE_LIBUV is set to anything but 1, as torch.distributed reads it.
 c10::intrusive_ptr<c10d::Store> make_tcp_store(const std::string& host, c10d::TCPStoreOptions options) {
-  if (const char* env = std::getenv("USE_LIBUV"); env != nullptr && std::string(env) == "0")
+  if (const char* env = std::getenv("USE_LIBUV"); env != nullptr && std::string(env) != "1")
     compat::set_tcp_store_libuv(options, false);
   try {
     return c10::make_intrusive<c10d::TCPStore>(host, options);

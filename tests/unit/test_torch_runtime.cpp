@@ -85,4 +85,6 @@ TEST(Compat, TcpStoreLibuvChoiceIsMadeWhereTheOptionsHaveIt) {
   } without_choice;
   EXPECT_FALSE(detkit::compat::set_tcp_store_libuv(without_choice, false));
   EXPECT_EQ(without_choice.port, 29500);
+  static_assert(detkit::compat::has_tcp_store_libuv_choice<WithChoice>::value);
+  static_assert(!detkit::compat::has_tcp_store_libuv_choice<WithoutChoice>::value);
 }

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #define DETKIT_TORCH_AT_LEAST(major, minor) \
@@ -18,7 +19,8 @@
 namespace detkit::compat {
 
 // An owning reference to an autograd graph node (a tensor's grad_fn, a parameter's gradient accumulator):
-// std::shared_ptr in LibTorch 1.13 to 2.6, c10::intrusive_ptr in 2.14. Both have get() and test as bool.
+// std::shared_ptr in LibTorch 1.13 to at least 2.11, c10::intrusive_ptr in 2.14. Both have get() and test
+// as bool.
 using AutogradNodeRef = decltype(torch::autograd::impl::grad_accumulator(std::declval<const at::Tensor&>()));
 
 // "1.13.0" from the headers LibTorch was compiled with.
@@ -90,25 +92,26 @@ void set_cudnn_benchmark(bool on);
 // effect without CUDA support.
 void cuda_error_on_sync(bool error);
 
-namespace detail {
+// Whether c10d's TCP store options (`StoreOptions`: c10d::TCPStoreOptions) choose between its libuv server
+// and its classic one. LibTorch 1.13 has only the classic server; 2.x has a `useLibUV` option, true by
+// default since 2.4, and a LibTorch built without libuv (Debian's 2.x) then refuses to start a store
+// unless it is turned off.
+template <typename StoreOptions, typename = void>
+struct has_tcp_store_libuv_choice : std::false_type {};
 template <typename StoreOptions>
-auto set_tcp_store_libuv(StoreOptions& options, bool on, int) -> decltype(options.useLibUV = on, bool()) {
-  options.useLibUV = on;
-  return true;
-}
-template <typename StoreOptions>
-bool set_tcp_store_libuv(StoreOptions&, bool, long) {
-  return false;
-}
-}  // namespace detail
+struct has_tcp_store_libuv_choice<StoreOptions, std::void_t<decltype(std::declval<StoreOptions&>().useLibUV = true)>>
+    : std::true_type {};
 
-// Asks c10d's TCP store (`options`: a c10d::TCPStoreOptions) for its libuv server or its classic one, and
-// returns whether this LibTorch has that choice. LibTorch 1.13 has only the classic server; 2.x has a
-// `useLibUV` option, true by default since 2.4, and a LibTorch built without libuv (Debian's 2.x) then
-// refuses to start a store unless it is turned off.
+// Asks for the libuv server (`on`) or the classic one, and returns whether these options have the choice
+// (when not, they are left as they are).
 template <typename StoreOptions>
 bool set_tcp_store_libuv(StoreOptions& options, bool on) {
-  return detail::set_tcp_store_libuv(options, on, 0);
+  if constexpr (has_tcp_store_libuv_choice<StoreOptions>::value) {
+    options.useLibUV = on;
+    return true;
+  } else {
+    return false;
+  }
 }
 
 }  // namespace detkit::compat

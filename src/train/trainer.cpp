@@ -1063,18 +1063,16 @@ TrainResult Trainer::run() {
       totals.batches += 1;
       totals.data_wait += batch->wait_seconds;
       totals.peak_memory = std::max(totals.peak_memory, memory_now());
-      const double step_seconds = seconds_since(step_start);
+      const double elapsed = std::max(seconds_since(step_start) + batch->wait_seconds, 1e-9);  // this batch, waiting for it included
       const double n = std::max<double>(static_cast<double>(totals.images), 1.0);
       // Distributed: the share of the step spent waiting for the gradients' average after backward.
       char sync[32] = "";
       if (group_)
-        std::snprintf(sync, sizeof sync, " | sync %.0f%%",
-                      100.0 * (totals.gradient_wait - gradient_wait_before) / std::max(step_seconds + batch->wait_seconds, 1e-9));
+        std::snprintf(sync, sizeof sync, " | sync %.0f%%", 100.0 * (totals.gradient_wait - gradient_wait_before) / elapsed);
       char extra[240];
       std::snprintf(extra, sizeof extra, "box %.3f cls %.3f dfl %.3f | lr %.2e | %.1f img/s | wait %.0f%%%s%s%s",
-                    totals.box / n, totals.cls / n, totals.dfl / n, current_lr_,
-                    static_cast<double>(images) / std::max(step_seconds + batch->wait_seconds, 1e-9),
-                    100.0 * batch->wait_seconds / std::max(step_seconds + batch->wait_seconds, 1e-9), sync,
+                    totals.box / n, totals.cls / n, totals.dfl / n, current_lr_, static_cast<double>(images) / elapsed,
+                    100.0 * batch->wait_seconds / elapsed, sync,
                     device_.is_cuda() ? " | " : "", memory_text().c_str());
       last_extra = extra;
       if (progress) progress->advance(1, extra);
